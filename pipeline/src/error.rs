@@ -1,0 +1,86 @@
+//! The pipeline's one error type.
+//!
+//! Bad input that makes a whole run impossible is an operating error with a precise
+//! variant naming the file, table or customer at fault; bad *rows* never reach here, they
+//! go to `rejects`. A broken invariant is [`PipelineError::Internal`]: a bug in billrun.
+
+use std::path::PathBuf;
+
+use billrun_schemas::TemplateError;
+
+/// Everything that can stop a bill run.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("dataset location `{location}` is not usable: {reason}")]
+    DatasetLocation { location: String, reason: String },
+
+    #[error("{file}: {source}")]
+    Template {
+        file: String,
+        #[source]
+        source: TemplateError,
+    },
+
+    #[error("{file}: cannot read {format} file: {reason}")]
+    UnreadableFile {
+        file: String,
+        format: &'static str,
+        reason: String,
+    },
+
+    #[error("{file}: files of table `{table}` must end in .csv or .parquet")]
+    UnknownFormat { file: String, table: String },
+
+    #[error("dataset has no `{table}` table (expected files under `{table}/`)")]
+    MissingTable { table: &'static str },
+
+    #[error(
+        "customer `{customer_id}` has tax_region `{tax_region}` but no tax rate is in force on {date}; add a row to tax_rates"
+    )]
+    NoTaxRate {
+        customer_id: String,
+        tax_region: String,
+        date: chrono::NaiveDate,
+    },
+
+    #[error("output directory `{}` exists and is not a billrun output (no manifest.json); refusing to replace it", path.display())]
+    OutputNotOurs { path: PathBuf },
+
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+
+    #[error("billing arithmetic failed: {0}")]
+    Engine(#[from] billrun_engine::EngineError),
+
+    #[error("query engine: {0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+
+    #[error("object store: {0}")]
+    ObjectStore(#[from] object_store::Error),
+
+    #[error("writing Parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("internal error (a bug in billrun, please report it): {0}")]
+    Internal(String),
+}
+
+impl PipelineError {
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let context = context.into();
+        move |source| PipelineError::Io { context, source }
+    }
+}
+
+/// Result alias of the pipeline.
+pub type Result<T, E = PipelineError> = std::result::Result<T, E>;

@@ -1,0 +1,244 @@
+//! Stage 6: the ledger — balanced journal entries for every invoice.
+//!
+//! One entry per invoice, dated on its issue date: the receivable is debited with the
+//! total; revenue is credited per revenue account; discounts are debited to a contra-revenue
+//! account, applied credit memos to the customer-credit liability; tax is credited to tax
+//! payable. Each entry is checked to balance before it is written, and the same entries are
+//! rendered as a plain-text journal that `hledger check --strict` accepts as is.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Date32Array, Decimal128Array, RecordBatch, StringArray};
+use billrun_engine::{LineKind, decimal_to_i128_scaled, minor_units};
+use billrun_schemas::outputs::OutputTable;
+use billrun_schemas::{DECIMAL_PRECISION, MONEY_SCALE};
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+
+use crate::catalog::Catalog;
+use crate::error::{PipelineError, Result};
+use crate::invoice::InvoiceRecord;
+use crate::rate::days_since_epoch;
+
+/// Accounts billrun posts to besides revenue.
+pub mod accounts {
+    pub const RECEIVABLE: &str = "assets:receivable";
+    pub const DISCOUNTS: &str = "revenue:discounts";
+    pub const TAX_PAYABLE: &str = "liabilities:tax payable";
+    pub const CUSTOMER_CREDITS: &str = "liabilities:customer credits";
+}
+
+/// One posting of a journal entry; exactly one of debit and credit is non-zero.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Posting {
+    pub account: String,
+    pub debit: Decimal,
+    pub credit: Decimal,
+}
+
+/// A balanced journal entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JournalEntry {
+    pub entry_id: String,
+    pub date: NaiveDate,
+    pub currency: String,
+    pub source_id: String,
+    pub memo: String,
+    pub postings: Vec<Posting>,
+}
+
+/// The account a product's revenue is credited to: its `revenue_account`, or
+/// `revenue:<product_id>`. White space is folded so the name is a valid hledger account.
+pub fn revenue_account(catalog: &Catalog, product_id: &str) -> String {
+    let raw = catalog
+        .products
+        .get(product_id)
+        .and_then(|p| p.revenue_account.clone())
+        .unwrap_or_else(|| format!("revenue:{product_id}"));
+    raw.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace(';', ",")
+}
+
+/// The journal entries of a period's invoices.
+///
+/// # Errors
+/// [`PipelineError::Internal`] if an entry does not balance (a bug).
+pub fn journal_entries(catalog: &Catalog, invoices: &[InvoiceRecord]) -> Result<Vec<JournalEntry>> {
+    let mut entries = Vec::with_capacity(invoices.len());
+    for invoice in invoices {
+        let mut postings: Vec<Posting> = Vec::new();
+        let mut post = |account: String, debit: Decimal, credit: Decimal| {
+            if debit.is_zero() && credit.is_zero() {
+                return;
+            }
+            match postings.iter_mut().find(|p| p.account == account) {
+                Some(p) => {
+                    p.debit += debit;
+                    p.credit += credit;
+                }
+                None => postings.push(Posting {
+                    account,
+                    debit,
+                    credit,
+                }),
+            }
+        };
+        let composed = &invoice.composed;
+        post(
+            accounts::RECEIVABLE.to_string(),
+            composed.total,
+            Decimal::ZERO,
+        );
+        for line in &composed.lines {
+            let amount = line.amount;
+            match line.kind {
+                LineKind::Usage | LineKind::Recurring | LineKind::Minimum => {
+                    let product = line.product_id.as_deref().unwrap_or_default();
+                    post(revenue_account(catalog, product), Decimal::ZERO, amount);
+                }
+                LineKind::Discount => post(accounts::DISCOUNTS.to_string(), -amount, Decimal::ZERO),
+                LineKind::Tax => post(accounts::TAX_PAYABLE.to_string(), Decimal::ZERO, amount),
+                LineKind::Credit => post(
+                    accounts::CUSTOMER_CREDITS.to_string(),
+                    -amount,
+                    Decimal::ZERO,
+                ),
+            }
+        }
+        // A posting can net to a negative side only if a line was negative where none may be.
+        if postings
+            .iter()
+            .any(|p| p.debit.is_sign_negative() || p.credit.is_sign_negative())
+        {
+            return Err(PipelineError::Internal(format!(
+                "invoice {} produced a negative posting",
+                invoice.invoice_id
+            )));
+        }
+        let debits: Decimal = postings.iter().map(|p| p.debit).sum();
+        let credits: Decimal = postings.iter().map(|p| p.credit).sum();
+        if debits != credits {
+            return Err(PipelineError::Internal(format!(
+                "journal entry of invoice {} does not balance: debits {debits}, credits {credits}",
+                invoice.invoice_id
+            )));
+        }
+        if postings.is_empty() {
+            continue;
+        }
+        entries.push(JournalEntry {
+            entry_id: format!("JE-{}", invoice.invoice_id),
+            date: invoice.issue_date,
+            currency: invoice.currency.clone(),
+            source_id: invoice.invoice_id.clone(),
+            memo: format!(
+                "invoice {} to {} for {}..{}",
+                invoice.invoice_id,
+                invoice.customer_id,
+                invoice.window.start,
+                invoice.window.last_day()
+            ),
+            postings,
+        });
+    }
+    Ok(entries)
+}
+
+/// The `journal` table: one row per posting.
+///
+/// # Errors
+/// Amounts that do not fit Decimal128(38, 4).
+pub fn journal_batch(entries: &[JournalEntry]) -> Result<RecordBatch> {
+    let rows: Vec<(&JournalEntry, &Posting)> = entries
+        .iter()
+        .flat_map(|e| e.postings.iter().map(move |p| (e, p)))
+        .collect();
+    let money = |f: &dyn Fn(&Posting) -> Decimal| -> Result<ArrayRef> {
+        let values = rows
+            .iter()
+            .map(|(_, p)| decimal_to_i128_scaled(f(p), MONEY_SCALE as u32).map(Some))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Arc::new(
+            Decimal128Array::from(values)
+                .with_precision_and_scale(DECIMAL_PRECISION, MONEY_SCALE)?,
+        ))
+    };
+    Ok(RecordBatch::try_new(
+        OutputTable::Journal.schema(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|(e, _)| &e.entry_id),
+            )),
+            Arc::new(Date32Array::from_iter_values(
+                rows.iter().map(|(e, _)| days_since_epoch(e.date)),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|(_, p)| &p.account),
+            )),
+            money(&|p| p.debit)?,
+            money(&|p| p.credit)?,
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|(e, _)| &e.currency),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|(e, _)| &e.source_id),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|(e, _)| &e.memo),
+            )),
+        ],
+    )?)
+}
+
+/// The entries as a plain-text double-entry journal (hledger / ledger format) that
+/// declares its commodities and accounts, so `hledger check --strict` accepts it.
+pub fn hledger_journal(entries: &[JournalEntry], header: &str) -> String {
+    let mut out = String::new();
+    for line in header.lines() {
+        let _ = writeln!(out, "; {line}");
+    }
+    out.push('\n');
+    let currencies: BTreeSet<&str> = entries.iter().map(|e| e.currency.as_str()).collect();
+    for currency in &currencies {
+        let minor = minor_units(currency).unwrap_or(2) as usize;
+        // hledger wants a decimal mark in the directive even for currencies without one.
+        let mark = if minor == 0 { "." } else { "" };
+        let sample = format_amount(Decimal::from(1000), minor);
+        let _ = writeln!(out, "commodity {sample}{mark} {currency}");
+    }
+    let accounts: BTreeSet<&str> = entries
+        .iter()
+        .flat_map(|e| e.postings.iter().map(|p| p.account.as_str()))
+        .collect();
+    out.push('\n');
+    for account in &accounts {
+        let _ = writeln!(out, "account {account}");
+    }
+    for entry in entries {
+        let minor = minor_units(&entry.currency).unwrap_or(2) as usize;
+        let _ = writeln!(
+            out,
+            "\n{} * ({}) {}",
+            entry.date, entry.entry_id, entry.memo
+        );
+        for p in &entry.postings {
+            let amount = p.debit - p.credit;
+            let _ = writeln!(
+                out,
+                "    {:<40}  {} {}",
+                p.account,
+                format_amount(amount, minor),
+                entry.currency
+            );
+        }
+    }
+    out
+}
+
+fn format_amount(amount: Decimal, minor: usize) -> String {
+    format!("{amount:.minor$}")
+}

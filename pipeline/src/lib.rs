@@ -1,0 +1,36 @@
+//! # billrun-pipeline: the stages of a bill run
+//!
+//! Data flows one way, each stage a module:
+//!
+//! 1. [`load`] reads every file of every input table from object storage and validates
+//!    it against its template (bad rows become rejects, never disappear);
+//! 2. [`catalog`] checks master data across rows and tables (keys, plan versions,
+//!    references) and holds it in ordered maps;
+//! 3. [`rate`] deduplicates usage and rates it: DataFusion joins each event to its billing
+//!    window and rating segment, and the engine's attribution kernel, registered as the
+//!    window UDF `attribute_charge`, prices each (subscription, product, period);
+//! 4. [`invoice`] turns rated totals, flat fees, discounts, minimums, tax and credits into
+//!    invoices with the engine's `compose_invoice`;
+//! 5. [`journal`] books every invoice as a balanced journal entry;
+//! 6. [`write`] writes Parquet and the plain-text journal to a staging folder and
+//!    publishes it atomically with a manifest.
+//!
+//! [`run::run_bill`] strings them together; [`query`] serves SQL over the results.
+//! Relational work (joins, grouping, dedupe) is DataFusion's so that the same plans can
+//! later run distributed; the billing math is `billrun-engine`'s, pure and property-tested.
+
+pub mod catalog;
+pub mod dataset;
+pub mod error;
+pub mod invoice;
+pub mod journal;
+pub mod load;
+pub mod progress;
+pub mod query;
+pub mod rate;
+pub mod run;
+pub mod write;
+
+pub use error::{PipelineError, Result};
+pub use progress::Progress;
+pub use run::{Manifest, RunOptions, UsageCounts, run_bill};

@@ -1,0 +1,617 @@
+//! Stages 3 and 4: dedupe usage, then rate it.
+//!
+//! The relational work is DataFusion's: a hash aggregate finds duplicate event ids, joins
+//! attach each event to its customer's billing window and to the *rating segment* in
+//! force at its timestamp, and a window function attributes each period charge to its
+//! events. The tier math itself is the engine's, reached as the window UDF
+//! `attribute_charge` — the same plan a distributed engine such as Ballista can run.
+//!
+//! A rating segment is a stretch of time over which, for one (customer, product), the
+//! answer to "which subscription and which plan version price this event?" does not
+//! change. Segments are computed from master data (small) before any usage is touched, so
+//! that each event joins to at most one segment and ambiguity is decided once per
+//! segment, not once per event.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, Date32Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    UInt32Array,
+};
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, UInt32Type, UInt64Type};
+use billrun_engine::{DateWindow, PlanVersion};
+use billrun_schemas::templates::{FILE_INDEX_COLUMN, ROW_NUMBER_COLUMN};
+use billrun_schemas::{
+    QUANTITY_SCALE, RejectCode, RowRenderer, Table, quantity_type, timestamp_type,
+};
+use chrono::{NaiveDate, NaiveTime};
+use datafusion::common::{DataFusionError, JoinType};
+use datafusion::datasource::MemTable;
+use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
+use datafusion::logical_expr::{
+    PartitionEvaluator, Signature, Volatility, WindowUDF, WindowUDFImpl,
+};
+use datafusion::prelude::{DataFrame, SessionContext};
+
+use crate::catalog::Catalog;
+use crate::error::{PipelineError, Result};
+use crate::load::Reject;
+
+/// Why an event in the period was not priced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum UnratedReason {
+    NoActiveSubscription,
+    AmbiguousSubscription,
+    NoPlanVersion,
+    RecurringPlan,
+}
+
+impl UnratedReason {
+    /// The code written to `unrated.code`.
+    pub fn code(self) -> &'static str {
+        match self {
+            UnratedReason::NoActiveSubscription => "no_active_subscription",
+            UnratedReason::AmbiguousSubscription => "ambiguous_subscription",
+            UnratedReason::NoPlanVersion => "no_plan_version",
+            UnratedReason::RecurringPlan => "recurring_plan",
+        }
+    }
+
+    fn from_code(code: &str) -> Option<Self> {
+        [
+            UnratedReason::NoActiveSubscription,
+            UnratedReason::AmbiguousSubscription,
+            UnratedReason::NoPlanVersion,
+            UnratedReason::RecurringPlan,
+        ]
+        .into_iter()
+        .find(|r| r.code() == code)
+    }
+
+    /// A sentence for `unrated.reason`.
+    pub fn describe(self, customer_id: &str, product_id: &str) -> String {
+        match self {
+            UnratedReason::NoActiveSubscription => format!(
+                "no subscription of customer `{customer_id}` to a plan for product `{product_id}` is active at this time"
+            ),
+            UnratedReason::AmbiguousSubscription => format!(
+                "customer `{customer_id}` has two or more subscriptions for product `{product_id}` active at this time"
+            ),
+            UnratedReason::NoPlanVersion => format!(
+                "the subscription's plan for product `{product_id}` has no version in force at this time"
+            ),
+            UnratedReason::RecurringPlan => format!(
+                "the subscription's plan for product `{product_id}` is a flat recurring plan; it does not price usage"
+            ),
+        }
+    }
+}
+
+const OK: &str = "ok";
+
+/// Midnight UTC of `day`, in microseconds since the epoch.
+pub fn day_start_micros(day: NaiveDate) -> i64 {
+    day.and_time(NaiveTime::MIN).and_utc().timestamp_micros()
+}
+
+/// Registers `rating_segments`, `customer_windows` and `default_window`.
+///
+/// `windows` maps every known customer to its billing window for the period;
+/// `default_window` is the calendar-month window used to place usage of unknown customers.
+pub fn register_rating_tables(
+    ctx: &SessionContext,
+    catalog: &Catalog,
+    windows: &BTreeMap<String, DateWindow>,
+    default_window: DateWindow,
+) -> Result<()> {
+    let segments = rating_segments(catalog);
+    ctx.register_table("rating_segments", Arc::new(segments_table(&segments)?))?;
+
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Utf8, false),
+        Field::new("window_start", timestamp_type(), false),
+        Field::new("window_end", timestamp_type(), false),
+        Field::new("period_start", DataType::Date32, false),
+    ]));
+    let window_batch = |ids: Vec<&str>, ws: Vec<&DateWindow>| -> Result<RecordBatch> {
+        Ok(RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(StringArray::from(ids)),
+                Arc::new(
+                    TimestampMicrosecondArray::from_iter_values(
+                        ws.iter().map(|w| day_start_micros(w.start)),
+                    )
+                    .with_timezone("UTC"),
+                ),
+                Arc::new(
+                    TimestampMicrosecondArray::from_iter_values(
+                        ws.iter().map(|w| day_start_micros(w.end)),
+                    )
+                    .with_timezone("UTC"),
+                ),
+                Arc::new(Date32Array::from_iter_values(
+                    ws.iter().map(|w| days_since_epoch(w.start)),
+                )),
+            ],
+        )?)
+    };
+    let customers = window_batch(
+        windows.keys().map(String::as_str).collect(),
+        windows.values().collect(),
+    )?;
+    ctx.register_table(
+        "customer_windows",
+        Arc::new(MemTable::try_new(
+            Arc::clone(&schema),
+            vec![vec![customers]],
+        )?),
+    )?;
+    let default = window_batch(vec![""], vec![&default_window])?;
+    ctx.register_table(
+        "default_window",
+        Arc::new(MemTable::try_new(Arc::clone(&schema), vec![vec![default]])?),
+    )?;
+    Ok(())
+}
+
+/// Days since 1970-01-01, as Arrow's Date32 counts them.
+pub fn days_since_epoch(day: NaiveDate) -> i32 {
+    (day - NaiveDate::default()).num_days() as i32
+}
+
+/// One rating segment: `[start, end)` for one (customer, product).
+#[derive(Debug, Clone, PartialEq)]
+struct Segment {
+    customer_id: String,
+    product_id: String,
+    start: NaiveDate,
+    end: Option<NaiveDate>,
+    subscription_id: Option<String>,
+    plan_id: Option<String>,
+    currency: Option<String>,
+    version_idx: Option<u32>,
+    plan_effective_from: Option<NaiveDate>,
+    status: &'static str,
+}
+
+fn rating_segments(catalog: &Catalog) -> Vec<Segment> {
+    let mut by_pair: BTreeMap<(&str, &str), Vec<&crate::catalog::Subscription>> = BTreeMap::new();
+    for s in catalog.subscriptions.values() {
+        by_pair
+            .entry((s.customer_id.as_str(), s.product_id.as_str()))
+            .or_default()
+            .push(s);
+    }
+    let mut segments = Vec::new();
+    for ((customer_id, product_id), subs) in by_pair {
+        // Every date where the answer may change: subscription edges and version edges.
+        let mut edges = BTreeSet::new();
+        for s in &subs {
+            edges.insert(s.start_date);
+            edges.extend(s.end_date);
+            for (_, v) in catalog.versions_of(&s.plan_id) {
+                edges.insert(v.effective_from);
+                edges.extend(v.effective_to);
+            }
+        }
+        let edges: Vec<NaiveDate> = edges.into_iter().collect();
+        for (i, &start) in edges.iter().enumerate() {
+            let end = edges.get(i + 1).copied();
+            let active: Vec<_> = subs
+                .iter()
+                .filter(|s| s.start_date <= start && s.end_date.is_none_or(|e| start < e))
+                .collect();
+            let mut segment = Segment {
+                customer_id: customer_id.to_string(),
+                product_id: product_id.to_string(),
+                start,
+                end,
+                subscription_id: None,
+                plan_id: None,
+                currency: None,
+                version_idx: None,
+                plan_effective_from: None,
+                status: OK,
+            };
+            match active.as_slice() {
+                [] => continue,
+                [_, _, ..] => segment.status = UnratedReason::AmbiguousSubscription.code(),
+                [s] => {
+                    segment.subscription_id = Some(s.subscription_id.clone());
+                    segment.plan_id = Some(s.plan_id.clone());
+                    segment.currency = Some(s.currency.clone());
+                    match catalog.version_on(&s.plan_id, start) {
+                        None => segment.status = UnratedReason::NoPlanVersion.code(),
+                        Some((_, v)) if !v.version.model().is_usage() => {
+                            segment.status = UnratedReason::RecurringPlan.code();
+                        }
+                        Some((idx, v)) => {
+                            segment.version_idx = Some(idx as u32);
+                            segment.plan_effective_from = Some(v.effective_from);
+                        }
+                    }
+                }
+            }
+            segments.push(segment);
+        }
+    }
+    segments
+}
+
+fn segments_table(segments: &[Segment]) -> Result<MemTable> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Utf8, false),
+        Field::new("product_id", DataType::Utf8, false),
+        Field::new("seg_start", timestamp_type(), false),
+        Field::new("seg_end", timestamp_type(), false),
+        Field::new("subscription_id", DataType::Utf8, true),
+        Field::new("plan_id", DataType::Utf8, true),
+        Field::new("currency", DataType::Utf8, true),
+        Field::new("version_idx", DataType::UInt32, true),
+        Field::new("plan_effective_from", DataType::Date32, true),
+        Field::new("status", DataType::Utf8, false),
+    ]));
+    let ts = |values: Vec<i64>| {
+        Arc::new(TimestampMicrosecondArray::from(values).with_timezone("UTC")) as ArrayRef
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            segments.iter().map(|s| &s.customer_id),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            segments.iter().map(|s| &s.product_id),
+        )),
+        ts(segments.iter().map(|s| day_start_micros(s.start)).collect()),
+        // An open end is "forever": the largest timestamp, so the join needs no null logic.
+        ts(segments
+            .iter()
+            .map(|s| s.end.map_or(i64::MAX, day_start_micros))
+            .collect()),
+        Arc::new(StringArray::from_iter(
+            segments.iter().map(|s| s.subscription_id.as_deref()),
+        )),
+        Arc::new(StringArray::from_iter(
+            segments.iter().map(|s| s.plan_id.as_deref()),
+        )),
+        Arc::new(StringArray::from_iter(
+            segments.iter().map(|s| s.currency.as_deref()),
+        )),
+        Arc::new(UInt32Array::from_iter(
+            segments.iter().map(|s| s.version_idx),
+        )),
+        Arc::new(Date32Array::from_iter(
+            segments
+                .iter()
+                .map(|s| s.plan_effective_from.map(days_since_epoch)),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            segments.iter().map(|s| s.status),
+        )),
+    ];
+    let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+    Ok(MemTable::try_new(schema, vec![vec![batch]])?)
+}
+
+/// The outcome of deduplication.
+#[derive(Debug)]
+pub struct Deduped {
+    /// Usage with later duplicates removed (registered as `usage_deduped`).
+    pub usage: DataFrame,
+    /// The removed rows, as rejects.
+    pub rejects: Vec<Reject>,
+}
+
+/// Removes later occurrences of an event_id: the first in (file-name, row) order is kept.
+///
+/// Duplicates are found with a hash aggregate over event ids, so only the (usually few)
+/// rows that share an id are ever compared column by column.
+///
+/// # Errors
+/// Query failures.
+pub async fn dedupe_usage(
+    ctx: &SessionContext,
+    usage_raw: DataFrame,
+    file_names: &[String],
+) -> Result<Deduped> {
+    ctx.register_table("usage_raw", usage_raw.clone().into_view())?;
+    let duplicated = ctx
+        .sql(
+            "SELECT u.* FROM usage_raw u \
+             WHERE u.event_id IN (SELECT event_id FROM usage_raw GROUP BY event_id HAVING count(*) > 1) \
+             ORDER BY u.event_id, u._file_index, u._row_number",
+        )
+        .await?
+        .collect()
+        .await?;
+    let mut rejects = Vec::new();
+    let mut dropped_files = Vec::new();
+    let mut dropped_rows = Vec::new();
+    let compared = ["customer_id", "product_id", "ts", "quantity"];
+    for batch in &duplicated {
+        let ids = batch
+            .column_by_name("event_id")
+            .ok_or_else(|| PipelineError::Internal("usage lacks event_id".into()))?
+            .as_string::<i32>();
+        let files = column(batch, FILE_INDEX_COLUMN)?.as_primitive::<UInt32Type>();
+        let rows = column(batch, ROW_NUMBER_COLUMN)?.as_primitive::<UInt64Type>();
+        let render = RowRenderer::new(batch);
+        let mut first = 0usize;
+        for i in 0..batch.num_rows() {
+            if i == 0 || ids.value(i) != ids.value(first) {
+                first = i;
+                continue;
+            }
+            let differing: Vec<&str> = compared
+                .iter()
+                .copied()
+                .filter(|c| {
+                    batch.column_by_name(c).is_some_and(|col| {
+                        let a = col.slice(first, 1);
+                        let b = col.slice(i, 1);
+                        a.to_data() != b.to_data()
+                    })
+                })
+                .collect();
+            let origin = format!(
+                "{} row {}",
+                file_names
+                    .get(files.value(first) as usize)
+                    .map_or("?", String::as_str),
+                rows.value(first)
+            );
+            let (code, reason) = if differing.is_empty() {
+                (
+                    RejectCode::DuplicateEvent,
+                    format!(
+                        "event_id `{}` was already read from {origin} (a retry: same values)",
+                        ids.value(i)
+                    ),
+                )
+            } else {
+                (
+                    RejectCode::ConflictingDuplicate,
+                    format!(
+                        "event_id `{}` was already read from {origin} with different {} (a conflict, not a retry)",
+                        ids.value(i),
+                        differing.join(", ")
+                    ),
+                )
+            };
+            rejects.push(Reject {
+                table: Table::Usage,
+                source_file: file_names
+                    .get(files.value(i) as usize)
+                    .cloned()
+                    .unwrap_or_default(),
+                row_number: Some(rows.value(i)),
+                column: None,
+                code,
+                reason,
+                raw: render.row(i),
+            });
+            dropped_files.push(files.value(i));
+            dropped_rows.push(rows.value(i));
+        }
+    }
+    // Rejects come out in file order, like every other reject.
+    rejects.sort_by(|a, b| (&a.source_file, a.row_number).cmp(&(&b.source_file, b.row_number)));
+    let usage = if dropped_files.is_empty() {
+        usage_raw
+    } else {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("d_file", DataType::UInt32, false),
+            Field::new("d_row", DataType::UInt64, false),
+        ]));
+        let dropped = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(UInt32Array::from(dropped_files)),
+                Arc::new(arrow::array::UInt64Array::from(dropped_rows)),
+            ],
+        )?;
+        let dropped = ctx.read_batch(dropped)?;
+        usage_raw.join(
+            dropped,
+            JoinType::LeftAnti,
+            &[FILE_INDEX_COLUMN, ROW_NUMBER_COLUMN],
+            &["d_file", "d_row"],
+            None,
+        )?
+    };
+    ctx.deregister_table("usage_raw")?;
+    ctx.register_table("usage_deduped", usage.clone().into_view())?;
+    Ok(Deduped { usage, rejects })
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| PipelineError::Internal(format!("batch lacks column {name}")))
+}
+
+/// The usage of the billed period, each event joined to its window and segment. Cached:
+/// it is read twice (rated and unrated) and must not be recomputed.
+///
+/// # Errors
+/// Query failures.
+pub async fn usage_in_period(ctx: &SessionContext) -> Result<DataFrame> {
+    let df = ctx
+        .sql(
+            "SELECT u.event_id, u.customer_id, u.product_id, u.ts, u.quantity, \
+                    COALESCE(w.period_start, d.period_start) AS period_start, \
+                    s.subscription_id, s.plan_id, s.currency, s.version_idx, s.plan_effective_from, \
+                    COALESCE(s.status, 'no_active_subscription') AS status \
+             FROM usage_deduped u \
+             CROSS JOIN default_window d \
+             LEFT JOIN customer_windows w ON u.customer_id = w.customer_id \
+             LEFT JOIN rating_segments s ON u.customer_id = s.customer_id AND u.product_id = s.product_id \
+                   AND u.ts >= s.seg_start AND u.ts < s.seg_end \
+             WHERE u.ts >= COALESCE(w.window_start, d.window_start) \
+               AND u.ts < COALESCE(w.window_end, d.window_end)",
+        )
+        .await?
+        .cache()
+        .await?;
+    ctx.register_table("usage_in_period", df.clone().into_view())?;
+    Ok(df)
+}
+
+/// Rated usage, ordered by (subscription_id, product_id, ts, event_id): each event with its
+/// share of its (subscription, product, period) charge.
+///
+/// # Errors
+/// Query failures.
+pub async fn rated_usage(ctx: &SessionContext) -> Result<DataFrame> {
+    Ok(ctx
+        .sql(
+            "SELECT event_id, customer_id, product_id, subscription_id, plan_id, ts, quantity, \
+                    attribute_charge(quantity, version_idx) \
+                        OVER (PARTITION BY subscription_id, product_id ORDER BY ts, event_id) AS amount, \
+                    currency, period_start, plan_effective_from \
+             FROM usage_in_period WHERE status = 'ok' \
+             ORDER BY subscription_id, product_id, ts, event_id",
+        )
+        .await?)
+}
+
+/// Events of the period that could not be priced, ordered by event_id.
+///
+/// # Errors
+/// Query failures.
+pub async fn unrated_usage(ctx: &SessionContext) -> Result<Vec<RecordBatch>> {
+    let batches = ctx
+        .sql(
+            "SELECT event_id, customer_id, product_id, ts, quantity, status AS code \
+             FROM usage_in_period WHERE status <> 'ok' ORDER BY event_id",
+        )
+        .await?
+        .collect()
+        .await?;
+    let schema = billrun_schemas::outputs::OutputTable::Unrated.schema();
+    batches
+        .iter()
+        .map(|b| {
+            let customers = column(b, "customer_id")?.as_string::<i32>();
+            let products = column(b, "product_id")?.as_string::<i32>();
+            let codes = column(b, "code")?.as_string::<i32>();
+            let mut reasons = Vec::with_capacity(b.num_rows());
+            for i in 0..b.num_rows() {
+                let reason = UnratedReason::from_code(codes.value(i)).ok_or_else(|| {
+                    PipelineError::Internal(format!("unknown rating status {}", codes.value(i)))
+                })?;
+                reasons.push(reason.describe(customers.value(i), products.value(i)));
+            }
+            Ok(RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![
+                    Arc::clone(column(b, "event_id")?),
+                    Arc::clone(column(b, "customer_id")?),
+                    Arc::clone(column(b, "product_id")?),
+                    Arc::clone(column(b, "ts")?),
+                    Arc::clone(column(b, "quantity")?),
+                    Arc::new(StringArray::from(reasons)),
+                    Arc::clone(column(b, "code")?),
+                ],
+            )?)
+        })
+        .collect()
+}
+
+/// The window UDF `attribute_charge(quantity, version_idx)`: evaluated over one
+/// (subscription, product, period) partition ordered by (ts, event_id), it gives each
+/// event F(Q_i) − F(Q_i−1) of its own plan version (see the engine's attribution rule).
+#[derive(Debug)]
+pub struct AttributeCharge {
+    signature: Signature,
+    book: Arc<Vec<PlanVersion>>,
+}
+
+impl AttributeCharge {
+    /// A UDF pricing with `book`, indexed by `version_idx`.
+    pub fn new(book: Arc<Vec<PlanVersion>>) -> Self {
+        Self {
+            signature: Signature::exact(
+                vec![quantity_type(), DataType::UInt32],
+                Volatility::Immutable,
+            ),
+            book,
+        }
+    }
+
+    /// The UDF, ready to register.
+    pub fn udwf(book: Arc<Vec<PlanVersion>>) -> WindowUDF {
+        WindowUDF::new_from_impl(Self::new(book))
+    }
+}
+
+impl PartialEq for AttributeCharge {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.book, &other.book)
+    }
+}
+
+impl Eq for AttributeCharge {}
+
+impl Hash for AttributeCharge {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name().hash(state);
+        Arc::as_ptr(&self.book).hash(state);
+    }
+}
+
+impl WindowUDFImpl for AttributeCharge {
+    fn name(&self) -> &str {
+        "attribute_charge"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn partition_evaluator(
+        &self,
+        _args: PartitionEvaluatorArgs,
+    ) -> datafusion::common::Result<Box<dyn PartitionEvaluator>> {
+        Ok(Box::new(AttributeChargeEvaluator {
+            book: Arc::clone(&self.book),
+        }))
+    }
+
+    fn field(&self, field_args: WindowUDFFieldArgs) -> datafusion::common::Result<FieldRef> {
+        Ok(Arc::new(Field::new(
+            field_args.name(),
+            quantity_type(),
+            false,
+        )))
+    }
+}
+
+#[derive(Debug)]
+struct AttributeChargeEvaluator {
+    book: Arc<Vec<PlanVersion>>,
+}
+
+impl PartitionEvaluator for AttributeChargeEvaluator {
+    fn uses_window_frame(&self) -> bool {
+        false
+    }
+
+    fn evaluate_all(
+        &mut self,
+        values: &[ArrayRef],
+        num_rows: usize,
+    ) -> datafusion::common::Result<ArrayRef> {
+        let quantities = values[0].as_primitive::<arrow::datatypes::Decimal128Type>();
+        let versions = values[1].as_primitive::<UInt32Type>();
+        debug_assert_eq!(quantities.len(), num_rows);
+        let amounts =
+            billrun_engine::attribute_period_charge_arrow(quantities, versions, &self.book)
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        Ok(Arc::new(
+            amounts.with_precision_and_scale(38, QUANTITY_SCALE)?,
+        ))
+    }
+}

@@ -1,0 +1,404 @@
+//! The bill run: every stage, in order, once.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{Array, AsArray, RecordBatch, StringArray, UInt64Array};
+use arrow::datatypes::Decimal128Type;
+use billrun_engine::{BillingMonth, DateWindow, billing_window, decimal_from_i128_scaled};
+use billrun_schemas::outputs::OutputTable;
+use billrun_schemas::{QUANTITY_SCALE, Table};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::StreamExt;
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::catalog::{Catalog, MasterTables, build_catalog};
+use crate::dataset::Dataset;
+use crate::error::{PipelineError, Result};
+use crate::invoice::{UsageTotals, build_invoices};
+use crate::journal::{hledger_journal, journal_batch, journal_entries};
+use crate::load::{InputRecord, LoadedTable, Reject, load_table};
+use crate::progress::Progress;
+use crate::rate::{self, AttributeCharge};
+use crate::write::{OutputRecord, Staging};
+
+/// What a bill run is asked to do.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Dataset location: a local folder or a URL.
+    pub data: String,
+    /// Output folder; replaced atomically.
+    pub out: PathBuf,
+    pub period: BillingMonth,
+    /// Worker threads for the query engine (default: all cores).
+    pub threads: Option<usize>,
+    pub progress: Progress,
+}
+
+/// Usage rows, accounted for: `read = rated + unrated + rejected + outside_period`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UsageCounts {
+    pub read: u64,
+    pub rejected: u64,
+    pub duplicates: u64,
+    pub outside_period: u64,
+    pub unrated: u64,
+    pub rated: u64,
+}
+
+/// Wall time of one stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageTime {
+    pub stage: &'static str,
+    pub seconds: f64,
+}
+
+/// The outcome of a run, also written as `manifest.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    pub billrun_version: &'static str,
+    pub period: String,
+    pub dataset: String,
+    pub threads: usize,
+    pub usage: UsageCounts,
+    pub invoices: usize,
+    /// Σ invoice totals per currency.
+    pub billed: BTreeMap<String, String>,
+    pub rejects_by_table: BTreeMap<String, u64>,
+    pub inputs: Vec<InputRecord>,
+    pub outputs: Vec<OutputRecord>,
+    pub stages: Vec<StageTime>,
+}
+
+struct Stopwatch {
+    stages: Vec<StageTime>,
+    started: Instant,
+}
+
+impl Stopwatch {
+    fn new() -> Self {
+        Self {
+            stages: Vec::new(),
+            started: Instant::now(),
+        }
+    }
+
+    fn lap(&mut self, stage: &'static str) {
+        let now = Instant::now();
+        self.stages.push(StageTime {
+            stage,
+            seconds: (now - self.started).as_secs_f64(),
+        });
+        self.started = now;
+    }
+}
+
+/// Runs the whole bill run and publishes its outputs.
+///
+/// # Errors
+/// Anything that makes the run impossible: unreadable inputs, a missing table, a missing
+/// tax rate, I/O. Bad rows are not errors; they are written to `rejects`.
+pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
+    let mut clock = Stopwatch::new();
+    let threads = options
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1);
+    let dataset = Dataset::open(&options.data)?;
+    let progress = &options.progress;
+
+    // Read and validate every table, master data first.
+    let mut loaded: BTreeMap<Table, LoadedTable> = BTreeMap::new();
+    let mut file_names: Vec<String> = Vec::new();
+    for table in Table::ALL {
+        let t = load_table(&dataset, table, file_names.len() as u32, progress).await?;
+        let required = !matches!(table, Table::Usage | Table::TaxRates | Table::CreditMemos);
+        if required && t.files.is_empty() {
+            return Err(PipelineError::MissingTable {
+                table: table.name(),
+            });
+        }
+        file_names.extend(t.files.iter().map(|f| f.file.clone()));
+        loaded.insert(table, t);
+    }
+    clock.lap("read");
+
+    let master = MasterTables {
+        customers: &loaded[&Table::Customers],
+        products: &loaded[&Table::Products],
+        price_plans: &loaded[&Table::PricePlans],
+        subscriptions: &loaded[&Table::Subscriptions],
+        tax_rates: &loaded[&Table::TaxRates],
+        credit_memos: &loaded[&Table::CreditMemos],
+    };
+    let (catalog, catalog_rejects) = build_catalog(&master, &file_names);
+    let windows = customer_windows(&catalog, options.period)?;
+    clock.lap("validate");
+
+    let ctx = session(threads, &catalog);
+    let usage = &loaded[&Table::Usage];
+    let usage_raw = ctx.read_table(Arc::new(MemTable::try_new(
+        Table::Usage.schema(),
+        partition(&usage.batches, threads),
+    )?))?;
+    let spinner = progress.spinner("deduplicating usage");
+    let deduped = rate::dedupe_usage(&ctx, usage_raw, &file_names).await?;
+    // Dedupe removes exactly the rows it rejects; no need to scan the result to count it.
+    let deduped_rows = usage.rows() as u64 - deduped.rejects.len() as u64;
+    spinner.finish_and_clear();
+    clock.lap("dedupe");
+
+    let staging = Staging::create(&options.out)?;
+    let spinner = progress.spinner("rating usage");
+    rate::register_rating_tables(&ctx, &catalog, &windows, billing_window(options.period, 1)?)?;
+    let in_period = rate::usage_in_period(&ctx).await?;
+    let in_period_rows = in_period.count().await? as u64;
+    let rated_bar = progress.items("rating usage", in_period_rows);
+    spinner.finish_and_clear();
+    let mut outputs = Vec::new();
+    let mut rated_writer = staging.table_writer(
+        OutputTable::RatedUsage.name(),
+        OutputTable::RatedUsage.schema(),
+    )?;
+    let mut totals = TotalsBuilder::default();
+    let mut stream = rate::rated_usage(&ctx).await?.execute_stream().await?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        totals.add(&batch)?;
+        rated_writer.write(&batch)?;
+        rated_bar.inc(batch.num_rows() as u64);
+    }
+    rated_bar.finish_and_clear();
+    let rated_rows = totals.events;
+    outputs.push(rated_writer.finish()?);
+    let unrated = rate::unrated_usage(&ctx).await?;
+    let unrated_rows: u64 = unrated.iter().map(|b| b.num_rows() as u64).sum();
+    clock.lap("rate");
+
+    let invoicing = build_invoices(&catalog, options.period, &windows, &totals.finish()?)?;
+    clock.lap("invoice");
+
+    let entries = journal_entries(&catalog, &invoicing.invoices)?;
+    clock.lap("journal");
+
+    // Rejects of every table, in file then row order.
+    let mut rejects: Vec<Reject> = loaded
+        .values()
+        .flat_map(|t| t.rejects.iter().cloned())
+        .collect();
+    rejects.extend(catalog_rejects);
+    rejects.extend(deduped.rejects.iter().cloned());
+    let order: BTreeMap<&str, usize> = file_names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    rejects.sort_by_key(|r| (order.get(r.source_file.as_str()).copied(), r.row_number));
+
+    let usage_rejected = rejects.iter().filter(|r| r.table == Table::Usage).count() as u64;
+    let counts = UsageCounts {
+        read: usage.rows_read(),
+        rejected: usage_rejected,
+        duplicates: deduped.rejects.len() as u64,
+        outside_period: deduped_rows - in_period_rows,
+        unrated: unrated_rows,
+        rated: rated_rows,
+    };
+    // Paired with validation: every usage row read is accounted for exactly once.
+    if counts.read != counts.rated + counts.unrated + counts.rejected + counts.outside_period {
+        return Err(PipelineError::Internal(format!(
+            "usage rows do not add up: {counts:?}"
+        )));
+    }
+
+    let schema = |t: OutputTable| (t.name(), t.schema());
+    let (name, s) = schema(OutputTable::InvoiceLines);
+    outputs.push(staging.write_table(name, s, &[invoicing.lines_batch()?])?);
+    let (name, s) = schema(OutputTable::Invoices);
+    outputs.push(staging.write_table(name, s, &[invoicing.invoices_batch()?])?);
+    let (name, s) = schema(OutputTable::OpenCredits);
+    outputs.push(staging.write_table(name, s, &[invoicing.open_credits_batch()?])?);
+    let (name, s) = schema(OutputTable::Journal);
+    outputs.push(staging.write_table(name, s, &[journal_batch(&entries)?])?);
+    let (name, s) = schema(OutputTable::Rejects);
+    outputs.push(staging.write_table(name, s, &[rejects_batch(&rejects)?])?);
+    let (name, s) = schema(OutputTable::Unrated);
+    outputs.push(staging.write_table(name, s, &unrated)?);
+    let header = format!(
+        "billrun {} journal for billing period {}\nevery entry balances; commodities and accounts are declared",
+        env!("CARGO_PKG_VERSION"),
+        options.period
+    );
+    outputs.push(staging.write_file(
+        "journal.ledger",
+        hledger_journal(&entries, &header).as_bytes(),
+    )?);
+    clock.lap("write");
+
+    let mut billed: BTreeMap<String, Decimal> = BTreeMap::new();
+    for invoice in &invoicing.invoices {
+        *billed.entry(invoice.currency.clone()).or_default() += invoice.composed.total;
+    }
+    let mut rejects_by_table: BTreeMap<String, u64> = BTreeMap::new();
+    for r in &rejects {
+        *rejects_by_table
+            .entry(r.table.name().to_string())
+            .or_default() += 1;
+    }
+    let manifest = Manifest {
+        billrun_version: env!("CARGO_PKG_VERSION"),
+        period: options.period.to_string(),
+        dataset: dataset.location.clone(),
+        threads,
+        usage: counts,
+        invoices: invoicing.invoices.len(),
+        billed: billed
+            .into_iter()
+            .map(|(c, t)| (c, t.to_string()))
+            .collect(),
+        rejects_by_table,
+        inputs: loaded.into_values().flat_map(|t| t.files).collect(),
+        outputs,
+        stages: clock.stages,
+    };
+    let json = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| PipelineError::Internal(format!("manifest does not serialise: {e}")))?;
+    staging.write_file("manifest.json", &json)?;
+    staging.publish()?;
+    Ok(manifest)
+}
+
+/// Every known customer's billing window for the period.
+fn customer_windows(
+    catalog: &Catalog,
+    period: BillingMonth,
+) -> Result<BTreeMap<String, DateWindow>> {
+    catalog
+        .customers
+        .values()
+        .map(|c| {
+            Ok((
+                c.customer_id.clone(),
+                billing_window(period, c.billing_day)?,
+            ))
+        })
+        .collect()
+}
+
+fn session(threads: usize, catalog: &Catalog) -> SessionContext {
+    let config = SessionConfig::new()
+        .with_target_partitions(threads)
+        .with_information_schema(false);
+    let ctx = SessionContext::new_with_config(config);
+    let book = Arc::new(
+        catalog
+            .plan_versions
+            .iter()
+            .map(|v| v.version.clone())
+            .collect(),
+    );
+    ctx.register_udwf(AttributeCharge::udwf(book));
+    ctx
+}
+
+/// Splits batches into `n` partitions, keeping each partition's batches in order.
+fn partition(batches: &[RecordBatch], n: usize) -> Vec<Vec<RecordBatch>> {
+    let mut parts = vec![Vec::new(); n.max(1)];
+    for (i, b) in batches.iter().enumerate() {
+        parts[i % n.max(1)].push(b.clone());
+    }
+    parts
+}
+
+/// Sums rated usage per (subscription, product) while it streams to disk, so the
+/// invoicing stage needs no second pass over events. Input is ordered by subscription and
+/// product, so a key changes rarely and is only looked up when it does.
+#[derive(Default)]
+struct TotalsBuilder {
+    totals: BTreeMap<(String, String), (u64, i128, i128)>,
+    events: u64,
+}
+
+impl TotalsBuilder {
+    fn add(&mut self, batch: &RecordBatch) -> Result<()> {
+        let col = |name: &str| {
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| PipelineError::Internal(format!("rated usage lacks {name}")))
+        };
+        let subs: &StringArray = col("subscription_id")?.as_string::<i32>();
+        let products: &StringArray = col("product_id")?.as_string::<i32>();
+        let quantities = col("quantity")?.as_primitive::<Decimal128Type>();
+        let amounts = col("amount")?.as_primitive::<Decimal128Type>();
+        let overflow = || PipelineError::Internal("rated totals overflow Decimal128".into());
+        let mut i = 0;
+        while i < batch.num_rows() {
+            let (sub, product) = (subs.value(i), products.value(i));
+            let mut j = i;
+            let (mut q, mut a) = (0i128, 0i128);
+            while j < batch.num_rows() && subs.value(j) == sub && products.value(j) == product {
+                q = q.checked_add(quantities.value(j)).ok_or_else(overflow)?;
+                a = a.checked_add(amounts.value(j)).ok_or_else(overflow)?;
+                j += 1;
+            }
+            let entry = self
+                .totals
+                .entry((sub.to_string(), product.to_string()))
+                .or_default();
+            entry.0 += (j - i) as u64;
+            entry.1 = entry.1.checked_add(q).ok_or_else(overflow)?;
+            entry.2 = entry.2.checked_add(a).ok_or_else(overflow)?;
+            i = j;
+        }
+        self.events += batch.num_rows() as u64;
+        debug_assert_eq!(quantities.null_count(), 0);
+        Ok(())
+    }
+
+    fn finish(self) -> Result<BTreeMap<(String, String), UsageTotals>> {
+        self.totals
+            .into_iter()
+            .map(|(key, (events, q, a))| {
+                Ok((
+                    key,
+                    UsageTotals {
+                        events,
+                        quantity: decimal_from_i128_scaled(q, QUANTITY_SCALE as u32)?,
+                        amount: decimal_from_i128_scaled(a, QUANTITY_SCALE as u32)?,
+                    },
+                ))
+            })
+            .collect()
+    }
+}
+
+fn rejects_batch(rejects: &[Reject]) -> Result<RecordBatch> {
+    Ok(RecordBatch::try_new(
+        OutputTable::Rejects.schema(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                rejects.iter().map(|r| &r.source_file),
+            )),
+            Arc::new(UInt64Array::from_iter(rejects.iter().map(|r| r.row_number))),
+            Arc::new(StringArray::from_iter(
+                rejects.iter().map(|r| r.column.as_deref()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rejects.iter().map(|r| &r.reason),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rejects.iter().map(|r| &r.raw),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rejects.iter().map(|r| r.table.name()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rejects.iter().map(|r| r.code.as_str()),
+            )),
+        ],
+    )?)
+}

@@ -1,0 +1,277 @@
+//! Stage 7: write the run's tables, then publish them in one step.
+//!
+//! Everything is written under a hidden staging folder beside the output folder; only
+//! when every table, the journal and the manifest are complete is the staging folder
+//! renamed into place. A run killed half-way leaves at most a stray staging folder, never
+//! a half-written table where a reader looks.
+//!
+//! Files are byte-for-byte reproducible: rows arrive in a fixed order, are re-cut into
+//! fixed-size batches before the writer sees them, and the writer's properties (including
+//! `created_by`) are fixed.
+
+use std::fs::File;
+use std::io::{BufWriter, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::compute::BatchCoalescer;
+use arrow::datatypes::SchemaRef;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use sha2::{Digest, Sha256};
+
+use crate::error::{PipelineError, Result};
+
+/// Rows per batch handed to the Parquet writer; fixed so that page boundaries are too.
+const WRITE_BATCH_ROWS: usize = 8192;
+/// Rows per row group.
+const ROW_GROUP_ROWS: usize = 1024 * 1024;
+
+/// What the manifest records of one output file.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutputRecord {
+    pub table: String,
+    pub file: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+fn writer_properties() -> Result<WriterProperties> {
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_created_by(format!("billrun {}", env!("CARGO_PKG_VERSION")))
+        .build())
+}
+
+/// Streams one table into `<table>/part-00000.parquet` of the staging folder.
+pub struct TableWriter {
+    table: String,
+    relative: String,
+    path: PathBuf,
+    schema: SchemaRef,
+    writer: ArrowWriter<BufWriter<File>>,
+    coalescer: BatchCoalescer,
+    rows: u64,
+}
+
+impl std::fmt::Debug for TableWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableWriter")
+            .field("path", &self.path)
+            .field("rows", &self.rows)
+            .finish()
+    }
+}
+
+impl TableWriter {
+    /// Writes a batch. Its columns must match the table's schema by position and type.
+    ///
+    /// # Errors
+    /// I/O and encoding errors; schema mismatches.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        // Re-label to the published schema: the query engine may name or null-mark
+        // columns differently, but types and non-null guarantees are checked here.
+        let batch = RecordBatch::try_new(Arc::clone(&self.schema), batch.columns().to_vec())?;
+        self.rows += batch.num_rows() as u64;
+        self.coalescer.push_batch(batch)?;
+        while let Some(ready) = self.coalescer.next_completed_batch() {
+            self.writer.write(&ready)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes and closes the file.
+    ///
+    /// # Errors
+    /// I/O and encoding errors.
+    pub fn finish(mut self) -> Result<OutputRecord> {
+        self.coalescer.finish_buffered_batch()?;
+        while let Some(ready) = self.coalescer.next_completed_batch() {
+            self.writer.write(&ready)?;
+        }
+        self.writer.close()?;
+        let (bytes, sha256) = file_digest(&self.path)?;
+        Ok(OutputRecord {
+            table: self.table,
+            file: self.relative,
+            rows: self.rows,
+            bytes,
+            sha256,
+        })
+    }
+}
+
+/// SHA-256 and size of a file.
+///
+/// # Errors
+/// I/O errors.
+pub fn file_digest(path: &Path) -> Result<(u64, String)> {
+    let mut file =
+        File::open(path).map_err(PipelineError::io(format!("reading {}", path.display())))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = file
+            .read(&mut buffer)
+            .map_err(PipelineError::io(format!("reading {}", path.display())))?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        hasher.update(&buffer[..n]);
+    }
+    Ok((total, hex::encode(hasher.finalize())))
+}
+
+/// The staging folder of a run and where it will be published.
+#[derive(Debug)]
+pub struct Staging {
+    staging: PathBuf,
+    target: PathBuf,
+    published: bool,
+}
+
+impl Staging {
+    /// Creates a fresh staging folder beside `target`.
+    ///
+    /// # Errors
+    /// [`PipelineError::OutputNotOurs`] if `target` exists, is not empty and is not a
+    /// billrun output; I/O errors.
+    pub fn create(target: &Path) -> Result<Self> {
+        if target.exists() && !is_billrun_output(target) {
+            return Err(PipelineError::OutputNotOurs {
+                path: target.to_path_buf(),
+            });
+        }
+        let parent = target
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| Path::new("."));
+        std::fs::create_dir_all(parent)
+            .map_err(PipelineError::io(format!("creating {}", parent.display())))?;
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "out".into());
+        let staging = parent.join(format!(".{name}.staging-{}", std::process::id()));
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging)
+                .map_err(PipelineError::io(format!("clearing {}", staging.display())))?;
+        }
+        std::fs::create_dir_all(&staging)
+            .map_err(PipelineError::io(format!("creating {}", staging.display())))?;
+        Ok(Self {
+            staging,
+            target: target.to_path_buf(),
+            published: false,
+        })
+    }
+
+    /// The staging folder.
+    pub fn path(&self) -> &Path {
+        &self.staging
+    }
+
+    /// Opens a writer for `table`.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn table_writer(&self, table: &str, schema: SchemaRef) -> Result<TableWriter> {
+        let relative = format!("{table}/part-00000.parquet");
+        let dir = self.staging.join(table);
+        std::fs::create_dir_all(&dir)
+            .map_err(PipelineError::io(format!("creating {}", dir.display())))?;
+        let path = self.staging.join(&relative);
+        let file = File::create(&path)
+            .map_err(PipelineError::io(format!("creating {}", path.display())))?;
+        let writer = ArrowWriter::try_new(
+            BufWriter::new(file),
+            Arc::clone(&schema),
+            Some(writer_properties()?),
+        )?;
+        Ok(TableWriter {
+            table: table.to_string(),
+            relative,
+            path,
+            coalescer: BatchCoalescer::new(Arc::clone(&schema), WRITE_BATCH_ROWS),
+            schema,
+            writer,
+            rows: 0,
+        })
+    }
+
+    /// Writes a whole table from batches already in memory.
+    ///
+    /// # Errors
+    /// As [`TableWriter::write`].
+    pub fn write_table(
+        &self,
+        table: &str,
+        schema: SchemaRef,
+        batches: &[RecordBatch],
+    ) -> Result<OutputRecord> {
+        let mut writer = self.table_writer(table, schema)?;
+        for batch in batches {
+            writer.write(batch)?;
+        }
+        writer.finish()
+    }
+
+    /// Writes a non-table file (journal text, manifest).
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn write_file(&self, relative: &str, contents: &[u8]) -> Result<OutputRecord> {
+        let path = self.staging.join(relative);
+        std::fs::write(&path, contents)
+            .map_err(PipelineError::io(format!("writing {}", path.display())))?;
+        let (bytes, sha256) = file_digest(&path)?;
+        Ok(OutputRecord {
+            table: relative.to_string(),
+            file: relative.to_string(),
+            rows: 0,
+            bytes,
+            sha256,
+        })
+    }
+
+    /// Moves the staging folder into place. A previous run's output is swapped out and
+    /// removed; readers see the old run or the new one, never a mix.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn publish(mut self) -> Result<PathBuf> {
+        let io = |what: &str| PipelineError::io(format!("{what} {}", self.target.display()));
+        if self.target.exists() {
+            let old = self.staging.with_extension("old");
+            std::fs::rename(&self.target, &old).map_err(io("moving aside"))?;
+            std::fs::rename(&self.staging, &self.target).map_err(io("publishing"))?;
+            std::fs::remove_dir_all(&old).map_err(io("removing the previous run of"))?;
+        } else {
+            std::fs::rename(&self.staging, &self.target).map_err(io("publishing"))?;
+        }
+        self.published = true;
+        Ok(self.target.clone())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        // A failed run cleans up after itself; a killed one leaves only a hidden folder.
+        if !self.published {
+            let _ = std::fs::remove_dir_all(&self.staging);
+        }
+    }
+}
+
+/// Whether `dir` is empty or holds a billrun run (it has a manifest).
+fn is_billrun_output(dir: &Path) -> bool {
+    dir.join("manifest.json").is_file()
+        || std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
+}

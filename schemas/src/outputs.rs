@@ -1,0 +1,238 @@
+//! Output tables: what a bill run writes for analysts, ledgers and auditors.
+//!
+//! Column names and meanings are the data contract's; extra columns (after the contract's
+//! own) are billrun's additions and are documented in `docs/CONTRACT-NOTES.md`.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+use crate::{money_type, quantity_type, timestamp_type};
+
+/// A table a bill run writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum OutputTable {
+    RatedUsage,
+    InvoiceLines,
+    Invoices,
+    OpenCredits,
+    Journal,
+    Rejects,
+    Unrated,
+}
+
+impl OutputTable {
+    /// Every output table, in the order a run writes them.
+    pub const ALL: [OutputTable; 7] = [
+        OutputTable::RatedUsage,
+        OutputTable::InvoiceLines,
+        OutputTable::Invoices,
+        OutputTable::OpenCredits,
+        OutputTable::Journal,
+        OutputTable::Rejects,
+        OutputTable::Unrated,
+    ];
+
+    /// The table's name: its folder in the output directory and its name in SQL.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputTable::RatedUsage => "rated_usage",
+            OutputTable::InvoiceLines => "invoice_lines",
+            OutputTable::Invoices => "invoices",
+            OutputTable::OpenCredits => "open_credits",
+            OutputTable::Journal => "journal",
+            OutputTable::Rejects => "rejects",
+            OutputTable::Unrated => "unrated",
+        }
+    }
+
+    /// The table's Arrow schema.
+    pub fn schema(self) -> SchemaRef {
+        let text = |n: &str| Field::new(n, DataType::Utf8, false);
+        let text_opt = |n: &str| Field::new(n, DataType::Utf8, true);
+        let date = |n: &str| Field::new(n, DataType::Date32, false);
+        let money = |n: &str| Field::new(n, money_type(), false);
+        let fields = match self {
+            OutputTable::RatedUsage => vec![
+                text("event_id"),
+                text("customer_id"),
+                text("product_id"),
+                text("subscription_id"),
+                text("plan_id"),
+                Field::new("ts", timestamp_type(), false),
+                Field::new("quantity", quantity_type(), false),
+                Field::new("amount", quantity_type(), false),
+                text("currency"),
+                date("period_start"),
+                // billrun's addition: the plan version that priced the event.
+                date("plan_effective_from"),
+            ],
+            OutputTable::InvoiceLines => vec![
+                text("invoice_id"),
+                Field::new("line_no", DataType::Int32, false),
+                text("customer_id"),
+                text_opt("product_id"),
+                text_opt("subscription_id"),
+                text("kind"),
+                Field::new("quantity", quantity_type(), true),
+                money("amount"),
+                text("currency"),
+                date("period_start"),
+                date("period_end"),
+                // billrun's addition: the memo a `credit` line applies.
+                text_opt("credit_memo_id"),
+            ],
+            OutputTable::Invoices => vec![
+                text("invoice_id"),
+                text("customer_id"),
+                text("currency"),
+                date("period_start"),
+                date("period_end"),
+                date("issue_date"),
+                date("due_date"),
+                money("subtotal"),
+                money("discount"),
+                money("credits"),
+                money("tax"),
+                money("total"),
+            ],
+            OutputTable::OpenCredits => vec![
+                text("credit_memo_id"),
+                text("customer_id"),
+                text("currency"),
+                date("issued_on"),
+                money("amount"),
+                money("applied"),
+                money("remaining"),
+            ],
+            OutputTable::Journal => vec![
+                text("entry_id"),
+                date("date"),
+                text("account"),
+                money("debit"),
+                money("credit"),
+                text("currency"),
+                text("source_id"),
+                text("memo"),
+            ],
+            OutputTable::Rejects => vec![
+                text("source_file"),
+                Field::new("row_number", DataType::UInt64, true),
+                text_opt("column"),
+                text("reason"),
+                text("raw"),
+                // billrun's additions: the input table and a stable reason code.
+                text("table"),
+                text("code"),
+            ],
+            OutputTable::Unrated => vec![
+                text("event_id"),
+                text("customer_id"),
+                text("product_id"),
+                Field::new("ts", timestamp_type(), false),
+                Field::new("quantity", quantity_type(), false),
+                text("reason"),
+                // billrun's addition: a stable reason code.
+                text("code"),
+            ],
+        };
+        Arc::new(Schema::new(fields))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contract_columns_are_present() {
+        let contract: &[(OutputTable, &[&str])] = &[
+            (
+                OutputTable::RatedUsage,
+                &[
+                    "event_id",
+                    "customer_id",
+                    "product_id",
+                    "subscription_id",
+                    "plan_id",
+                    "ts",
+                    "quantity",
+                    "amount",
+                    "currency",
+                    "period_start",
+                ],
+            ),
+            (
+                OutputTable::InvoiceLines,
+                &[
+                    "invoice_id",
+                    "line_no",
+                    "customer_id",
+                    "product_id",
+                    "subscription_id",
+                    "kind",
+                    "quantity",
+                    "amount",
+                    "currency",
+                    "period_start",
+                    "period_end",
+                ],
+            ),
+            (
+                OutputTable::Invoices,
+                &[
+                    "invoice_id",
+                    "customer_id",
+                    "currency",
+                    "period_start",
+                    "period_end",
+                    "issue_date",
+                    "due_date",
+                    "subtotal",
+                    "discount",
+                    "credits",
+                    "tax",
+                    "total",
+                ],
+            ),
+            (
+                OutputTable::Journal,
+                &[
+                    "entry_id",
+                    "date",
+                    "account",
+                    "debit",
+                    "credit",
+                    "currency",
+                    "source_id",
+                    "memo",
+                ],
+            ),
+            (
+                OutputTable::Rejects,
+                &["source_file", "row_number", "column", "reason", "raw"],
+            ),
+            (
+                OutputTable::Unrated,
+                &[
+                    "event_id",
+                    "customer_id",
+                    "product_id",
+                    "ts",
+                    "quantity",
+                    "reason",
+                ],
+            ),
+        ];
+        for (table, columns) in contract {
+            let schema = table.schema();
+            for c in *columns {
+                assert!(
+                    schema.field_with_name(c).is_ok(),
+                    "{} lacks {c}",
+                    table.name()
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! Input templates: the tables upstream systems export, column by column.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+use crate::{quantity_type, timestamp_type};
+
+/// An input table of the data contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Table {
+    Customers,
+    Products,
+    PricePlans,
+    Subscriptions,
+    Usage,
+    TaxRates,
+    CreditMemos,
+}
+
+impl Table {
+    /// Every input table, in the order a bill run loads them (master data first).
+    pub const ALL: [Table; 7] = [
+        Table::Customers,
+        Table::Products,
+        Table::PricePlans,
+        Table::Subscriptions,
+        Table::TaxRates,
+        Table::CreditMemos,
+        Table::Usage,
+    ];
+
+    /// The table's name, which is also its folder in a dataset.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Customers => "customers",
+            Table::Products => "products",
+            Table::PricePlans => "price_plans",
+            Table::Subscriptions => "subscriptions",
+            Table::Usage => "usage",
+            Table::TaxRates => "tax_rates",
+            Table::CreditMemos => "credit_memos",
+        }
+    }
+
+    /// Looks a table up by its name.
+    pub fn from_name(name: &str) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// The template's columns, in published order.
+    pub fn columns(self) -> &'static [ColumnSpec] {
+        use ColumnKind::*;
+        match self {
+            Table::Customers => {
+                const COLUMNS: &[ColumnSpec] = &[
+                    ColumnSpec::required("customer_id", Id),
+                    ColumnSpec::required("name", Text),
+                    ColumnSpec::required("currency", Currency),
+                    ColumnSpec::required("billing_day", Integer { min: 1, max: 28 }),
+                    ColumnSpec::optional("payment_terms_days", Integer { min: 0, max: 3650 }),
+                    ColumnSpec::optional("tax_region", Id),
+                    ColumnSpec::optional("email", Text),
+                ];
+                COLUMNS
+            }
+            Table::Products => {
+                const COLUMNS: &[ColumnSpec] = &[
+                    ColumnSpec::required("product_id", Id),
+                    ColumnSpec::required("name", Text),
+                    ColumnSpec::required(
+                        "kind",
+                        Enum {
+                            values: &["usage", "recurring", "one_time"],
+                        },
+                    ),
+                    ColumnSpec::optional("unit", Text),
+                    ColumnSpec::optional("revenue_account", Text),
+                    ColumnSpec::optional(
+                        "ssp",
+                        Decimal {
+                            sign: Sign::NonNegative,
+                        },
+                    ),
+                ];
+                COLUMNS
+            }
+            Table::PricePlans => {
+                const COLUMNS: &[ColumnSpec] = &[
+                    ColumnSpec::required("plan_id", Id),
+                    ColumnSpec::required("product_id", Id),
+                    ColumnSpec::required("currency", Currency),
+                    ColumnSpec::required(
+                        "model",
+                        Enum {
+                            values: &["per_unit", "graduated", "volume", "package", "flat"],
+                        },
+                    ),
+                    ColumnSpec::required(
+                        "tier_start",
+                        Decimal {
+                            sign: Sign::NonNegative,
+                        },
+                    ),
+                    ColumnSpec::required(
+                        "unit_price",
+                        Decimal {
+                            sign: Sign::NonNegative,
+                        },
+                    ),
+                    ColumnSpec::optional(
+                        "flat_fee",
+                        Decimal {
+                            sign: Sign::NonNegative,
+                        },
+                    ),
+                    ColumnSpec::optional(
+                        "package_size",
+                        Decimal {
+                            sign: Sign::Positive,
+                        },
+                    ),
+                    ColumnSpec::required("effective_from", Date),
+                    ColumnSpec::optional("effective_to", Date),
+                ];
+                COLUMNS
+            }
+            Table::Subscriptions => {
+                const COLUMNS: &[ColumnSpec] = &[
+                    ColumnSpec::required("subscription_id", Id),
+                    ColumnSpec::required("customer_id", Id),
+                    ColumnSpec::required("plan_id", Id),
+                    ColumnSpec::required("start_date", Date),
+                    ColumnSpec::optional("end_date", Date),
+                    ColumnSpec::optional(
+                        "quantity",
+                        Decimal {
+                            sign: Sign::Positive,
+                        },
+                    ),
+                    ColumnSpec::optional(
+                        "discount_percent",
+                        Decimal {
+                            sign: Sign::Percent,
+                        },
+                    ),
+                    ColumnSpec::optional(
+                        "min_commitment",
+                        Decimal {
+                            sign: Sign::NonNegative,
+                        },
+                    ),
+                ];
+                COLUMNS
+            }
+            Table::Usage => {
+                const COLUMNS: &[ColumnSpec] = &[
+                    ColumnSpec::required("event_id", Id),
+                    ColumnSpec::required("customer_id", Id),
+                    ColumnSpec::required("product_id", Id),
+                    ColumnSpec::required("ts", Timestamp),
+                    ColumnSpec::required(
+                        "quantity",
+                        Decimal {
+                            sign: Sign::NonNegative,
+                        },
+                    ),
+                ];
+                COLUMNS
+            }
+            Table::TaxRates => {
+                const COLUMNS: &[ColumnSpec] = &[
+                    ColumnSpec::required("tax_region", Id),
+                    ColumnSpec::required(
+                        "rate",
+                        Decimal {
+                            sign: Sign::Fraction,
+                        },
+                    ),
+                    ColumnSpec::required("effective_from", Date),
+                ];
+                COLUMNS
+            }
+            Table::CreditMemos => {
+                const COLUMNS: &[ColumnSpec] = &[
+                    ColumnSpec::required("credit_memo_id", Id),
+                    ColumnSpec::required("customer_id", Id),
+                    ColumnSpec::required("currency", Currency),
+                    ColumnSpec::required(
+                        "amount",
+                        Decimal {
+                            sign: Sign::Positive,
+                        },
+                    ),
+                    ColumnSpec::required("issued_on", Date),
+                    ColumnSpec::optional("reason", Text),
+                ];
+                COLUMNS
+            }
+        }
+    }
+
+    /// The canonical Arrow schema of the table once validated: the template's columns with
+    /// their billrun types, followed by the provenance columns [`FILE_INDEX_COLUMN`] and
+    /// [`ROW_NUMBER_COLUMN`] that let later stages name the file and row of any record.
+    pub fn schema(self) -> SchemaRef {
+        let mut fields: Vec<Field> = self
+            .columns()
+            .iter()
+            .map(|c| Field::new(c.name, c.kind.data_type(), !c.required))
+            .collect();
+        fields.push(Field::new(FILE_INDEX_COLUMN, DataType::UInt32, false));
+        fields.push(Field::new(ROW_NUMBER_COLUMN, DataType::UInt64, false));
+        Arc::new(Schema::new(fields))
+    }
+}
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Provenance column: index of the source file in the run's list of inputs.
+pub const FILE_INDEX_COLUMN: &str = "_file_index";
+/// Provenance column: 1-based data row within the source file (header not counted).
+pub const ROW_NUMBER_COLUMN: &str = "_row_number";
+
+/// A column of an input template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColumnSpec {
+    pub name: &'static str,
+    pub kind: ColumnKind,
+    /// Required columns must be present in every file and non-empty in every row.
+    pub required: bool,
+}
+
+impl ColumnSpec {
+    const fn required(name: &'static str, kind: ColumnKind) -> Self {
+        Self {
+            name,
+            kind,
+            required: true,
+        }
+    }
+
+    const fn optional(name: &'static str, kind: ColumnKind) -> Self {
+        Self {
+            name,
+            kind,
+            required: false,
+        }
+    }
+}
+
+/// Which decimals a column accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sign {
+    /// `>= 0`
+    NonNegative,
+    /// `> 0`
+    Positive,
+    /// `0..=100`
+    Percent,
+    /// `0..=1` (a tax rate of 0.2 is 20 %)
+    Fraction,
+}
+
+/// The logical type of a template column and the rule its cells must follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// An identifier: non-empty text, surrounding white space not allowed.
+    Id,
+    /// Free text.
+    Text,
+    /// An upper-case ISO 4217 code.
+    Currency,
+    /// One of a closed set of words.
+    Enum { values: &'static [&'static str] },
+    /// A whole number in `min..=max`.
+    Integer { min: i64, max: i64 },
+    /// An exact decimal with at most [`crate::QUANTITY_SCALE`] fractional digits.
+    Decimal { sign: Sign },
+    /// `YYYY-MM-DD`.
+    Date,
+    /// RFC 3339, converted to UTC.
+    Timestamp,
+}
+
+impl ColumnKind {
+    /// The canonical Arrow type of a validated column of this kind.
+    pub fn data_type(self) -> DataType {
+        match self {
+            ColumnKind::Id | ColumnKind::Text | ColumnKind::Currency | ColumnKind::Enum { .. } => {
+                DataType::Utf8
+            }
+            ColumnKind::Integer { .. } => DataType::Int64,
+            ColumnKind::Decimal { .. } => quantity_type(),
+            ColumnKind::Date => DataType::Date32,
+            ColumnKind::Timestamp => timestamp_type(),
+        }
+    }
+
+    /// A short description for generated template docs.
+    pub fn describe(self) -> String {
+        match self {
+            ColumnKind::Id => "identifier (text)".into(),
+            ColumnKind::Text => "text".into(),
+            ColumnKind::Currency => "ISO 4217 currency code".into(),
+            ColumnKind::Enum { values } => format!("one of {}", values.join(", ")),
+            ColumnKind::Integer { min, max } => format!("whole number {min}..{max}"),
+            ColumnKind::Decimal { sign } => match sign {
+                Sign::NonNegative => "decimal >= 0".into(),
+                Sign::Positive => "decimal > 0".into(),
+                Sign::Percent => "decimal 0..100".into(),
+                Sign::Fraction => "decimal fraction 0..1".into(),
+            },
+            ColumnKind::Date => "date YYYY-MM-DD".into(),
+            ColumnKind::Timestamp => "timestamp RFC 3339, UTC".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_round_trips_its_name() {
+        for t in Table::ALL {
+            assert_eq!(Table::from_name(t.name()), Some(t));
+        }
+        assert_eq!(Table::from_name("orders"), None);
+    }
+
+    #[test]
+    fn schema_appends_provenance_columns() {
+        let s = Table::Usage.schema();
+        let names: Vec<_> = s.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "event_id",
+                "customer_id",
+                "product_id",
+                "ts",
+                "quantity",
+                FILE_INDEX_COLUMN,
+                ROW_NUMBER_COLUMN
+            ]
+        );
+        assert!(!s.field(0).is_nullable());
+    }
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# billrun's whole test suite: formatting, lints, and every test of every crate
+# (engine property tests, validation, the end-to-end bill run over data-samples/ with its
+# hand-checked golden files, hledger's check of the exported journal).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-test-tools.sh
+# The journal test must not skip because hledger is missing.
+export BILLRUN_REQUIRE_HLEDGER=1
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked

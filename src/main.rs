@@ -1,0 +1,180 @@
+//! `billrun`: the command line of the billrun bill-run pipeline.
+//!
+//! The binary is thin on purpose: it parses options, wires progress and logging, and
+//! calls the pipeline. Errors are printed with their whole chain and exit with status 2.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use billrun_pipeline::query::{OutputFormat, query, render};
+use billrun_pipeline::{Progress, RunOptions, run_bill};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "billrun", version, about = "Rate usage, invoice customers and export ledgers from CSV/Parquet datasets")]
+struct Cli {
+    /// Print no progress bars.
+    #[arg(long, global = true)]
+    quiet: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the bill run for one period: validate, rate, invoice, write tables and journal.
+    Run {
+        /// Dataset: a folder or URL (file:///x) with one sub-folder per input table.
+        #[arg(long)]
+        data: String,
+        /// Output folder; replaced atomically when the run succeeds.
+        #[arg(long)]
+        out: PathBuf,
+        /// Billing period, as a month: 2026-10.
+        #[arg(long)]
+        period: String,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Write a synthetic dataset with skewed usage, every pricing model and a few bad rows.
+    Generate {
+        #[arg(long, default_value_t = 1000)]
+        customers: usize,
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Number of usage files.
+        #[arg(long, default_value_t = 8)]
+        usage_files: usize,
+        /// Billing period the data is centred on.
+        #[arg(long, default_value = "2026-10")]
+        period: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Run SQL over a run's output tables (rated_usage, invoices, invoice_lines, ...).
+    Query {
+        /// Output folder of a run.
+        #[arg(long)]
+        out: PathBuf,
+        /// How to print the result.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// The SQL statement.
+        sql: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("BILLRUN_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("billrun: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let progress = if cli.quiet { Progress::hidden() } else { Progress::stderr() };
+    match cli.command {
+        Command::Run {
+            data,
+            out,
+            period,
+            threads,
+        } => {
+            let period = billrun_engine_month(&period)?;
+            let runtime = runtime(threads)?;
+            let manifest = runtime.block_on(run_bill(RunOptions {
+                data: data.clone(),
+                out: out.clone(),
+                period,
+                threads,
+                progress,
+            }))?;
+            let u = &manifest.usage;
+            println!("bill run {} of {} -> {}", manifest.period, data, out.display());
+            println!(
+                "usage: {} read, {} rated, {} unrated, {} rejected ({} duplicates), {} outside the period",
+                u.read, u.rated, u.unrated, u.rejected, u.duplicates, u.outside_period
+            );
+            let billed: Vec<String> = manifest.billed.iter().map(|(c, t)| format!("{t} {c}")).collect();
+            println!("invoices: {} ({})", manifest.invoices, billed.join(", "));
+            let rejects: u64 = manifest.rejects_by_table.values().sum();
+            println!("rejects: {rejects} rows (see the rejects table)");
+            let wall: f64 = manifest.stages.iter().map(|s| s.seconds).sum();
+            println!("wall time: {wall:.2} s");
+        }
+        Command::Generate {
+            customers,
+            events,
+            seed,
+            usage_files,
+            period,
+            out,
+        } => {
+            let month = billrun_engine_month(&period)?;
+            let options = billrun_samples::GenerateOptions {
+                customers,
+                events,
+                seed,
+                out: out.clone(),
+                usage_files,
+                period: (month.year, month.month),
+            };
+            let bar = progress.items("generating usage", events);
+            let summary = billrun_samples::generate(&options, &|n| bar.inc(n))
+                .with_context(|| format!("generating a dataset in {}", out.display()))?;
+            bar.finish_and_clear();
+            println!(
+                "wrote {} customers, {} subscriptions, {} usage events ({} duplicates, {} bad rows) to {}",
+                summary.customers,
+                summary.subscriptions,
+                summary.events_written,
+                summary.duplicates,
+                summary.bad_rows,
+                out.display()
+            );
+        }
+        Command::Query { out, format, sql } => {
+            let runtime = runtime(None)?;
+            let batches = runtime.block_on(query(&out, &sql))?;
+            let format = match format {
+                Format::Table => OutputFormat::Table,
+                Format::Csv => OutputFormat::Csv,
+                Format::Json => OutputFormat::Json,
+            };
+            println!("{}", render(&batches, format)?);
+        }
+    }
+    Ok(())
+}
+
+fn billrun_engine_month(period: &str) -> Result<billrun_engine::BillingMonth> {
+    billrun_engine::BillingMonth::parse(period).with_context(|| format!("--period `{period}` is not a month like 2026-10"))
+}
+
+fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        builder.worker_threads(n.max(1));
+    }
+    builder.enable_all().build().context("starting the async runtime")
+}
