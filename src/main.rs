@@ -12,7 +12,11 @@ use billrun_pipeline::{Progress, RunOptions, run_bill};
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "billrun", version, about = "Rate usage, invoice customers and export ledgers from CSV/Parquet datasets")]
+#[command(
+    name = "billrun",
+    version,
+    about = "Rate usage, invoice customers and export ledgers from CSV/Parquet datasets"
+)]
 struct Cli {
     /// Print no progress bars.
     #[arg(long, global = true)]
@@ -92,7 +96,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let progress = if cli.quiet { Progress::hidden() } else { Progress::stderr() };
+    let progress = if cli.quiet {
+        Progress::hidden()
+    } else {
+        Progress::stderr()
+    };
     match cli.command {
         Command::Run {
             data,
@@ -110,12 +118,21 @@ fn run(cli: Cli) -> Result<()> {
                 progress,
             }))?;
             let u = &manifest.usage;
-            println!("bill run {} of {} -> {}", manifest.period, data, out.display());
+            println!(
+                "bill run {} of {} -> {}",
+                manifest.period,
+                data,
+                out.display()
+            );
             println!(
                 "usage: {} read, {} rated, {} unrated, {} rejected ({} duplicates), {} outside the period",
                 u.read, u.rated, u.unrated, u.rejected, u.duplicates, u.outside_period
             );
-            let billed: Vec<String> = manifest.billed.iter().map(|(c, t)| format!("{t} {c}")).collect();
+            let billed: Vec<String> = manifest
+                .billed
+                .iter()
+                .map(|(c, t)| format!("{t} {c}"))
+                .collect();
             println!("invoices: {} ({})", manifest.invoices, billed.join(", "));
             let rejects: u64 = manifest.rejects_by_table.values().sum();
             println!("rejects: {rejects} rows (see the rejects table)");
@@ -168,7 +185,8 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn billrun_engine_month(period: &str) -> Result<billrun_engine::BillingMonth> {
-    billrun_engine::BillingMonth::parse(period).with_context(|| format!("--period `{period}` is not a month like 2026-10"))
+    billrun_engine::BillingMonth::parse(period)
+        .with_context(|| format!("--period `{period}` is not a month like 2026-10"))
 }
 
 fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
@@ -176,5 +194,8 @@ fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
     if let Some(n) = threads {
         builder.worker_threads(n.max(1));
     }
-    builder.enable_all().build().context("starting the async runtime")
+    builder
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }

@@ -99,7 +99,11 @@ fn plain(s: &str) -> String {
 fn money(s: &str, currency: &str) -> String {
     let minor = billrun_engine::minor_units(currency).unwrap() as usize;
     let d: Decimal = s.parse().unwrap();
-    assert_eq!(d.round_dp(minor as u32), d, "{s} has more digits than {currency} allows");
+    assert_eq!(
+        d.round_dp(minor as u32),
+        d,
+        "{s} has more digits than {currency} allows"
+    );
     format!("{d:.minor$}")
 }
 
@@ -265,7 +269,12 @@ fn the_manifest_lists_inputs_and_outputs_with_hashes() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|o| (o["table"].as_str().unwrap().to_string(), o["rows"].as_u64().unwrap()))
+        .map(|o| {
+            (
+                o["table"].as_str().unwrap().to_string(),
+                o["rows"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(outputs["invoices"], 21);
     assert_eq!(outputs["invoice_lines"], 56);
@@ -279,13 +288,22 @@ fn the_manifest_lists_inputs_and_outputs_with_hashes() {
         .iter()
         .map(|s| s["stage"].as_str().unwrap())
         .collect();
-    assert_eq!(stages, ["read", "validate", "dedupe", "rate", "invoice", "journal", "write"]);
+    assert_eq!(
+        stages,
+        [
+            "read", "validate", "dedupe", "rate", "invoice", "journal", "write"
+        ]
+    );
 }
 
 fn table_files(out: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
     for entry in walk(out) {
-        let name = entry.strip_prefix(out).unwrap().to_string_lossy().into_owned();
+        let name = entry
+            .strip_prefix(out)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         if name.ends_with(".parquet") || name.ends_with(".ledger") {
             files.insert(name, std::fs::read(&entry).unwrap());
         }
@@ -328,7 +346,10 @@ fn reruns_are_byte_identical_whatever_the_thread_count() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with('.'))
         .collect();
-    assert!(leftovers.is_empty(), "staging folders left behind: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "staging folders left behind: {leftovers:?}"
+    );
 }
 
 fn run_err(data: &Path, out: &Path) -> String {
@@ -421,7 +442,10 @@ fn a_folder_that_is_not_a_billrun_output_is_never_replaced() {
     std::fs::write(out.join("notes.txt"), "mine").unwrap();
     let message = run_err(&sample_input(), &out);
     assert!(message.contains("is not a billrun output"), "{message}");
-    assert_eq!(std::fs::read_to_string(out.join("notes.txt")).unwrap(), "mine");
+    assert_eq!(
+        std::fs::read_to_string(out.join("notes.txt")).unwrap(),
+        "mine"
+    );
 }
 
 /// `hledger check --strict` on the exported journal. CI installs hledger and sets
@@ -450,7 +474,14 @@ fn hledger_accepts_the_journal() {
             let balance = std::process::Command::new("hledger")
                 .arg("-f")
                 .arg(&journal)
-                .args(["balance", "assets:receivable", "--flat", "--no-total", "-O", "csv"])
+                .args([
+                    "balance",
+                    "assets:receivable",
+                    "--flat",
+                    "--no-total",
+                    "-O",
+                    "csv",
+                ])
                 .output()
                 .unwrap();
             let text = String::from_utf8_lossy(&balance.stdout);
@@ -496,9 +527,15 @@ fn the_command_line_runs_and_queries_a_period() {
         "2026-10",
     ]);
     let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     assert!(
-        stdout.contains("usage: 74 read, 54 rated, 9 unrated, 5 rejected (2 duplicates), 6 outside the period"),
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "usage: 74 read, 54 rated, 9 unrated, 5 rejected (2 duplicates), 6 outside the period"
+        ),
         "{stdout}"
     );
     assert!(stdout.contains("invoices: 21 ("), "{stdout}");
@@ -511,7 +548,11 @@ fn the_command_line_runs_and_queries_a_period() {
         "csv",
         "SELECT invoice_id, total FROM invoices WHERE customer_id IN ('C001', 'C013') ORDER BY invoice_id",
     ]);
-    assert!(query.status.success(), "{}", String::from_utf8_lossy(&query.stderr));
+    assert!(
+        query.status.success(),
+        "{}",
+        String::from_utf8_lossy(&query.stderr)
+    );
     assert_eq!(
         String::from_utf8_lossy(&query.stdout),
         "invoice_id,total\nINV-202610-C001-USD,248.5600\nINV-202610-C013-JPY,4978.0000\n\n"

@@ -217,10 +217,12 @@ impl ParquetFile {
     /// Closes the file and moves it to its final name.
     pub(crate) fn finish(mut self) -> Result<PathBuf, GenerateError> {
         let writer = self.writer.take().expect("finished once");
-        let buffered = writer.into_inner().map_err(|source| GenerateError::Parquet {
-            path: self.path.clone(),
-            source,
-        })?;
+        let buffered = writer
+            .into_inner()
+            .map_err(|source| GenerateError::Parquet {
+                path: self.path.clone(),
+                source,
+            })?;
         let file = buffered
             .into_inner()
             .map_err(|e| e.into_error())

@@ -155,8 +155,15 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
     let staging = Staging::create(&options.out)?;
     let spinner = progress.spinner("rating usage");
     rate::register_rating_tables(&ctx, &catalog, &windows, billing_window(options.period, 1)?)?;
+    let step = Instant::now();
     let in_period = rate::usage_in_period(&ctx).await?;
     let in_period_rows = in_period.count().await? as u64;
+    tracing::debug!(
+        seconds = step.elapsed().as_secs_f64(),
+        rows = in_period_rows,
+        "usage joined to windows and segments"
+    );
+    let step = Instant::now();
     let rated_bar = progress.items("rating usage", in_period_rows);
     spinner.finish_and_clear();
     let mut outputs = Vec::new();
@@ -166,14 +173,26 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
     )?;
     let mut totals = TotalsBuilder::default();
     let mut stream = rate::rated_usage(&ctx).await?.execute_stream().await?;
+    let mut writing = std::time::Duration::ZERO;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
+        let started = Instant::now();
         totals.add(&batch)?;
         rated_writer.write(&batch)?;
+        writing += started.elapsed();
         rated_bar.inc(batch.num_rows() as u64);
     }
+    tracing::debug!(
+        seconds = writing.as_secs_f64(),
+        "of which summing and writing rated usage"
+    );
     rated_bar.finish_and_clear();
     let rated_rows = totals.events;
+    tracing::debug!(
+        seconds = step.elapsed().as_secs_f64(),
+        rows = rated_rows,
+        "usage rated and written"
+    );
     outputs.push(rated_writer.finish()?);
     let unrated = rate::unrated_usage(&ctx).await?;
     let unrated_rows: u64 = unrated.iter().map(|b| b.num_rows() as u64).sum();

@@ -316,7 +316,6 @@ fn convert_column(
             let ints = ints.as_any().downcast_ref::<Int64Array>().expect("Int64");
             let values: Vec<Option<i64>> = ints.iter().collect();
             Ok(check_each(
-                spec,
                 values,
                 |v| check_integer(spec, *v),
                 |v| Arc::new(Int64Array::from(v)) as ArrayRef,
@@ -336,7 +335,6 @@ fn convert_column(
             }
             let values = typed_decimals(array).ok_or_else(unsupported)?;
             Ok(check_each(
-                spec,
                 values,
                 |v| check_decimal(spec, *v),
                 decimal_array,
@@ -668,12 +666,10 @@ fn parse_each<T: Copy>(
 }
 
 fn check_each<S, T: Copy>(
-    spec: &ColumnSpec,
     values: Vec<Option<S>>,
     check: impl Fn(&S) -> Result<T, Problem>,
     build: impl FnOnce(Vec<Option<T>>) -> ArrayRef,
 ) -> Converted {
-    let _ = spec;
     let mut problems = Vec::new();
     let checked = values
         .into_iter()
