@@ -21,15 +21,10 @@ use crate::{GenerateError, usage};
 pub(crate) const MAX_USAGE_FILES: usize = 99_999;
 /// Rows per row group.
 const ROW_GROUP_ROWS: usize = 1024 * 1024;
-/// The tables written besides usage, in writing order.
-const MASTER_TABLES: [Table; 6] = [
-    Table::Customers,
-    Table::Products,
-    Table::PricePlans,
-    Table::Subscriptions,
-    Table::TaxRates,
-    Table::CreditMemos,
-];
+/// The tables written besides usage, in the order a bill run loads them.
+fn master_tables() -> impl Iterator<Item = Table> {
+    Table::ALL.into_iter().filter(|t| *t != Table::Usage)
+}
 
 /// The Arrow schema of the files the generator writes for `table`: the template's
 /// columns in published order with their canonical types ([`billrun_schemas::ColumnKind::data_type`]),
@@ -122,7 +117,7 @@ impl Layout {
     /// anything is removed: mixing it with generated data would corrupt both.
     pub(crate) fn prepare(&self) -> Result<(), GenerateError> {
         let mut stale = Vec::new();
-        for table in MASTER_TABLES.into_iter().chain([Table::Usage]) {
+        for table in master_tables().chain([Table::Usage]) {
             let dir = self.table_dir(table);
             fs::create_dir_all(&dir).map_err(io_error("creating folder", &dir))?;
             let entries = fs::read_dir(&dir).map_err(io_error("listing folder", &dir))?;
@@ -372,8 +367,7 @@ pub(crate) fn write_master_tables(
     layout: &Layout,
     world: &World,
 ) -> Result<Vec<PathBuf>, GenerateError> {
-    MASTER_TABLES
-        .into_iter()
+    master_tables()
         .map(|table| {
             let schema = file_schema(table);
             let batch = RecordBatch::try_new(Arc::clone(&schema), master_columns(table, world))

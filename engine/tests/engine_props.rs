@@ -50,6 +50,22 @@ fn tiers(max_extra: usize) -> impl Strategy<Value = Vec<Tier>> {
     })
 }
 
+/// The contract's example tiers: 0 → 1.00, 100 → 0.50.
+fn contract_tiers() -> Vec<Tier> {
+    vec![
+        Tier {
+            start: d("0"),
+            unit_price: d("1.00"),
+            flat_fee: Decimal::ZERO,
+        },
+        Tier {
+            start: d("100"),
+            unit_price: d("0.50"),
+            flat_fee: Decimal::ZERO,
+        },
+    ]
+}
+
 fn plan(model: PriceModel, tiers: Vec<Tier>, package_size: Option<Decimal>) -> PlanVersion {
     PlanVersion::new(model, tiers, package_size).unwrap()
 }
@@ -129,22 +145,8 @@ fn graduated_by_slices(version: &PlanVersion, q: Decimal) -> Decimal {
 
 #[test]
 fn contract_examples() {
-    let tiers = || {
-        vec![
-            Tier {
-                start: d("0"),
-                unit_price: d("1.00"),
-                flat_fee: Decimal::ZERO,
-            },
-            Tier {
-                start: d("100"),
-                unit_price: d("0.50"),
-                flat_fee: Decimal::ZERO,
-            },
-        ]
-    };
-    let graduated = plan(PriceModel::Graduated, tiers(), None);
-    let volume = plan(PriceModel::Volume, tiers(), None);
+    let graduated = plan(PriceModel::Graduated, contract_tiers(), None);
+    let volume = plan(PriceModel::Volume, contract_tiers(), None);
     assert_eq!(graduated.charge(d("150")).unwrap(), d("125.00"));
     assert_eq!(graduated.charge(d("100")).unwrap(), d("100.00"));
     assert_eq!(volume.charge(d("150")).unwrap(), d("75.00"));
@@ -213,22 +215,7 @@ proptest! {
 
 #[test]
 fn volume_tier_change_makes_an_event_negative() {
-    let volume = plan(
-        PriceModel::Volume,
-        vec![
-            Tier {
-                start: d("0"),
-                unit_price: d("1.00"),
-                flat_fee: Decimal::ZERO,
-            },
-            Tier {
-                start: d("100"),
-                unit_price: d("0.50"),
-                flat_fee: Decimal::ZERO,
-            },
-        ],
-        None,
-    );
+    let volume = plan(PriceModel::Volume, contract_tiers(), None);
     let quantities = [d("60"), d("40"), d("50")];
     let amounts = attribute_period_charge(&quantities, &[&volume; 3]).unwrap();
     // F(60) = 60, F(100) = 100, F(150) = 75.
