@@ -250,6 +250,20 @@ fn lines_add_up_to_invoice_totals_and_journal_balances() {
         "SELECT currency, sum(total) FROM invoices WHERE total <> 0 GROUP BY currency ORDER BY currency",
     );
     assert_eq!(receivable, owed);
+    // GL numbers from products.revenue_account land under `revenue:`.
+    let revenue = rows(
+        &out,
+        "SELECT account, sum(credit) FROM journal WHERE currency = 'USD' AND account LIKE 'revenue:4%' \
+         GROUP BY account ORDER BY account",
+    );
+    assert_eq!(
+        revenue,
+        [
+            ["revenue:4000".to_string(), "406.4500".to_string()],
+            ["revenue:4100".to_string(), "633.8100".to_string()],
+            ["revenue:4110".to_string(), "39.5000".to_string()],
+        ]
+    );
 }
 
 #[test]

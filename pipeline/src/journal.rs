@@ -49,18 +49,27 @@ pub struct JournalEntry {
     pub postings: Vec<Posting>,
 }
 
-/// The account a product's revenue is credited to: its `revenue_account`, or
-/// `revenue:<product_id>`. White space is folded so the name is a valid hledger account.
+/// The account a product's revenue is credited to: `revenue:<revenue_account>` (a GL
+/// number such as `4100` becomes `revenue:4100`; a name that is already a hierarchy, such
+/// as `income:usage`, is kept), or `revenue:<product_id>` when the product names none.
+/// White space is folded so the name is a valid hledger account.
 pub fn revenue_account(catalog: &Catalog, product_id: &str) -> String {
-    let raw = catalog
+    let given = catalog
         .products
         .get(product_id)
-        .and_then(|p| p.revenue_account.clone())
-        .unwrap_or_else(|| format!("revenue:{product_id}"));
-    raw.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .replace(';', ",")
+        .and_then(|p| p.revenue_account.as_deref())
+        .map(|a| {
+            a.split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .replace(';', ",")
+        })
+        .filter(|a| !a.is_empty());
+    match given {
+        Some(account) if account.contains(':') => account,
+        Some(account) => format!("revenue:{account}"),
+        None => format!("revenue:{product_id}"),
+    }
 }
 
 /// The journal entries of a period's invoices.
