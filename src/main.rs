@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use billrun_pipeline::query::{OutputFormat, query, render};
+use billrun_pipeline::query::{OutputFormat, Report, query, render, report};
 use billrun_pipeline::{Progress, RunOptions, run_bill};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -42,6 +42,21 @@ enum Command {
         /// Worker threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
+        /// For contracts: apply carve rules before or after the SSP allocation.
+        #[arg(long, value_enum, default_value_t = CarveOrderArg::AllocateThenCarve)]
+        carve_order: CarveOrderArg,
+    },
+    /// Print a report of a run: deferred-revenue roll-forward, revenue waterfall, trial balance.
+    Report {
+        /// Which report.
+        #[arg(value_enum)]
+        report: ReportArg,
+        /// Output folder of a run.
+        #[arg(long)]
+        out: PathBuf,
+        /// How to print it.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
     /// Write a synthetic dataset with skewed usage, every pricing model and a few bad rows.
     Generate {
@@ -71,6 +86,21 @@ enum Command {
         /// The SQL statement.
         sql: String,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CarveOrderArg {
+    /// Allocate the contract price by SSP, then carve from the allocated amounts.
+    AllocateThenCarve,
+    /// Carve from the stated prices, then allocate the rest by SSP.
+    CarveThenAllocate,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ReportArg {
+    DeferredRevenue,
+    RevenueWaterfall,
+    TrialBalance,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -107,14 +137,20 @@ fn run(cli: Cli) -> Result<()> {
             out,
             period,
             threads,
+            carve_order,
         } => {
             let period = billrun_engine_month(&period)?;
+            let carve_order = match carve_order {
+                CarveOrderArg::AllocateThenCarve => billrun_engine::CarveOrder::AllocateThenCarve,
+                CarveOrderArg::CarveThenAllocate => billrun_engine::CarveOrder::CarveThenAllocate,
+            };
             let runtime = runtime(threads)?;
             let manifest = runtime.block_on(run_bill(RunOptions {
                 data: data.clone(),
                 out: out.clone(),
                 period,
                 threads,
+                carve_order,
                 progress,
             }))?;
             let u = &manifest.usage;
@@ -134,6 +170,12 @@ fn run(cli: Cli) -> Result<()> {
                 .map(|(c, t)| format!("{t} {c}"))
                 .collect();
             println!("invoices: {} ({})", manifest.invoices, billed.join(", "));
+            if manifest.contracts > 0 {
+                println!(
+                    "contracts: {} recognised (see revenue_schedule, `billrun report deferred-revenue`)",
+                    manifest.contracts
+                );
+            }
             let rejects: u64 = manifest.rejects_by_table.values().sum();
             println!("rejects: {rejects} rows (see the rejects table)");
             let wall: f64 = manifest.stages.iter().map(|s| s.seconds).sum();
@@ -173,15 +215,34 @@ fn run(cli: Cli) -> Result<()> {
         Command::Query { out, format, sql } => {
             let runtime = runtime(None)?;
             let batches = runtime.block_on(query(&out, &sql))?;
-            let format = match format {
-                Format::Table => OutputFormat::Table,
-                Format::Csv => OutputFormat::Csv,
-                Format::Json => OutputFormat::Json,
+            println!("{}", render(&batches, format.into())?);
+        }
+        Command::Report {
+            report: which,
+            out,
+            format,
+        } => {
+            let which = match which {
+                ReportArg::DeferredRevenue => Report::DeferredRevenue,
+                ReportArg::RevenueWaterfall => Report::RevenueWaterfall,
+                ReportArg::TrialBalance => Report::TrialBalance,
             };
-            println!("{}", render(&batches, format)?);
+            let runtime = runtime(None)?;
+            let batches = runtime.block_on(report(&out, which))?;
+            println!("{}", render(&batches, format.into())?);
         }
     }
     Ok(())
+}
+
+impl From<Format> for OutputFormat {
+    fn from(format: Format) -> Self {
+        match format {
+            Format::Table => OutputFormat::Table,
+            Format::Csv => OutputFormat::Csv,
+            Format::Json => OutputFormat::Json,
+        }
+    }
 }
 
 fn billrun_engine_month(period: &str) -> Result<billrun_engine::BillingMonth> {

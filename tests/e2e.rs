@@ -39,6 +39,7 @@ fn run_sample(out: &Path, threads: usize) -> Manifest {
             out: out.to_path_buf(),
             period: BillingMonth::parse("2026-10").unwrap(),
             threads: Some(threads),
+            carve_order: Default::default(),
             progress: Progress::hidden(),
         }))
         .unwrap()
@@ -296,6 +297,16 @@ fn the_manifest_lists_inputs_and_outputs_with_hashes() {
     assert_eq!(outputs["unrated"], 9);
     assert_eq!(outputs["rejects"], 10);
     assert_eq!(outputs["open_credits"], 3);
+    // The sample has no orders: the revenue tables are written, empty.
+    for table in [
+        "revenue_allocations",
+        "revenue_schedule",
+        "contract_billings",
+        "deferred_revenue",
+        "revenue_waterfall",
+    ] {
+        assert_eq!(outputs[table], 0, "{table}");
+    }
     let stages: Vec<&str> = manifest["stages"]
         .as_array()
         .unwrap()
@@ -305,7 +316,14 @@ fn the_manifest_lists_inputs_and_outputs_with_hashes() {
     assert_eq!(
         stages,
         [
-            "read", "validate", "dedupe", "rate", "invoice", "journal", "write"
+            "read",
+            "validate",
+            "dedupe",
+            "rate",
+            "invoice",
+            "recognise",
+            "journal",
+            "write"
         ]
     );
 }
@@ -347,7 +365,8 @@ fn reruns_are_byte_identical_whatever_the_thread_count() {
     run_sample(&four, 4);
     let a = table_files(&one);
     let b = table_files(&four);
-    assert_eq!(a.len(), 8);
+    // 12 tables and journal.ledger.
+    assert_eq!(a.len(), 13);
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     for (name, bytes) in &a {
         assert!(bytes == &b[name], "{name} differs between 1 and 4 threads");
@@ -373,6 +392,7 @@ fn run_err(data: &Path, out: &Path) -> String {
             out: out.to_path_buf(),
             period: BillingMonth::parse("2026-10").unwrap(),
             threads: Some(2),
+            carve_order: Default::default(),
             progress: Progress::hidden(),
         }))
         .unwrap_err();

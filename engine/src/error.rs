@@ -171,6 +171,14 @@ pub enum EngineError {
         reason: String,
     },
 
+    /// A revenue schedule that has no meaningful answer (an empty service period, a
+    /// modification outside it).
+    #[error("cannot schedule revenue: {reason}")]
+    InvalidSchedule {
+        /// Why.
+        reason: String,
+    },
+
     /// A broken internal invariant: a bug in billrun-engine, not bad input.
     #[error("internal error (a bug in billrun-engine): {message}")]
     Internal {

@@ -1,5 +1,5 @@
 //! Pure billing math for billrun: tier pricing, per-event attribution, proration,
-//! rounding, invoice composition and allocation.
+//! rounding, invoice composition, allocation and revenue recognition schedules.
 //!
 //! # Why pure
 //!
@@ -74,6 +74,7 @@ mod error;
 pub mod invoice;
 pub mod money;
 pub mod pricing;
+pub mod revenue;
 
 pub use allocation::allocate_by_ssp;
 pub use attribution::{
@@ -91,6 +92,11 @@ pub use money::{
     decimal_from_i128_scaled, decimal_to_i128_scaled, minor_units, round_amount, round_money,
 };
 pub use pricing::{PlanVersion, PriceModel, Tier};
+pub use revenue::{
+    Carve, CarveOrder, CarveShare, CarveTarget, CarvedToAccount, ContractAllocation, HeldMonth,
+    Modification, MonthAmount, Obligation, RecognitionMethod, allocate_contract, hold_until,
+    month_start, next_month_start, point_in_time_schedule, ratable_schedule,
+};
 
 /// Fractional digits of rated (unrounded) amounts: per-event amounts, prorated fees
 /// and commitments, and the `Decimal128(38, 12)` columns that carry them.

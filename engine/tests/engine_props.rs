@@ -559,3 +559,145 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Revenue recognition: schedules and contract allocation.
+
+mod revenue {
+    use super::*;
+    use billrun_engine::{
+        Carve, CarveOrder, CarveShare, CarveTarget, DateWindow, Modification, MonthAmount,
+        Obligation, allocate_contract, hold_until, ratable_schedule,
+    };
+    use chrono::NaiveDate;
+
+    fn service() -> impl Strategy<Value = DateWindow> {
+        // Any start in 2024..2027 and 1..=1100 days of service.
+        (0_i64..1100, 1_i64..=1100).prop_map(|(offset, days)| {
+            let start =
+                NaiveDate::from_ymd_opt(2024, 1, 1).unwrap() + chrono::Days::new(offset as u64);
+            DateWindow {
+                start,
+                end: start + chrono::Days::new(days as u64),
+            }
+        })
+    }
+
+    fn minor() -> impl Strategy<Value = u32> {
+        prop_oneof![Just(0_u32), Just(2), Just(3)]
+    }
+
+    fn total(schedule: &[MonthAmount]) -> Decimal {
+        schedule.iter().map(|m| m.amount).sum()
+    }
+
+    /// Days of `window` that fall in the calendar month starting on `month`.
+    fn days_in(window: DateWindow, month: NaiveDate) -> i64 {
+        let next = billrun_engine::next_month_start(month).unwrap();
+        let (a, b) = (window.start.max(month), window.end.min(next));
+        (b - a).num_days().max(0)
+    }
+
+    proptest! {
+        #[test]
+        fn ratable_schedules_add_up_and_follow_the_days(
+            units in 0_i64..100_000_000, minor in minor(), window in service(),
+        ) {
+            let amount = Decimal::new(units, minor);
+            let s = ratable_schedule(amount, window, None, minor).unwrap();
+            prop_assert_eq!(total(&s), amount);
+            let unit = Decimal::new(1, minor);
+            let days = Decimal::from(window.days());
+            for m in &s {
+                // Each month is within one minor unit of its exact share of the days.
+                let exact = amount * Decimal::from(days_in(window, m.month)) / days;
+                prop_assert!((m.amount - exact).abs() <= unit, "{m:?} vs {exact}");
+                prop_assert_eq!(round_money(m.amount, minor), m.amount);
+            }
+            // Months are consecutive and cover the service exactly.
+            prop_assert_eq!(s.first().unwrap().month, billrun_engine::month_start(window.start));
+            prop_assert_eq!(s.last().unwrap().month, billrun_engine::month_start(window.last_day()));
+        }
+
+        #[test]
+        fn a_full_year_spreads_evenly_by_days(cents_per_day in 0_i64..1_000_000, year in 2024_i32..2030) {
+            let start = NaiveDate::from_ymd_opt(year, 1, 1).unwrap();
+            let window = DateWindow { start, end: NaiveDate::from_ymd_opt(year + 1, 1, 1).unwrap() };
+            let amount = Decimal::new(cents_per_day * i64::from(window.days()), 2);
+            let s = ratable_schedule(amount, window, None, 2).unwrap();
+            prop_assert_eq!(s.len(), 12);
+            for m in &s {
+                let days = days_in(window, m.month);
+                prop_assert_eq!(m.amount, Decimal::new(cents_per_day * days, 2));
+            }
+        }
+
+        #[test]
+        fn modified_schedules_keep_the_past_and_add_up(
+            units in 0_i64..10_000_000, change in -5_000_000_i64..5_000_000,
+            window in service(), at in 0.0_f64..=1.0, extra in 0_i64..400, minor in minor(),
+        ) {
+            let amount = Decimal::new(units, minor);
+            let effective = window.start + chrono::Days::new((f64::from(window.days()) * at) as u64);
+            let modification = Modification {
+                effective,
+                new_end: effective + chrono::Days::new(extra as u64),
+                price_change: Decimal::new(change, minor),
+            };
+            let original = ratable_schedule(amount, window, None, minor).unwrap();
+            let s = ratable_schedule(amount, window, Some(&modification), minor).unwrap();
+            prop_assert_eq!(total(&s), amount + modification.price_change);
+            // Months wholly before the modification are untouched.
+            for (before, after) in original.iter().zip(&s) {
+                if billrun_engine::next_month_start(before.month).unwrap() <= effective {
+                    prop_assert_eq!(before, after);
+                }
+            }
+        }
+
+        #[test]
+        fn holding_moves_revenue_but_never_changes_it(
+            units in 0_i64..10_000_000, window in service(), release in prop::option::of(0_i64..1500),
+        ) {
+            let amount = Decimal::new(units, 2);
+            let s = ratable_schedule(amount, window, None, 2).unwrap();
+            let released_on = release.map(|days| window.start + chrono::Days::new(days as u64));
+            let held = hold_until(&s, released_on).unwrap();
+            prop_assert_eq!(held.iter().map(|m| m.amount).sum::<Decimal>(), amount);
+            if let Some(on) = released_on {
+                let month = billrun_engine::month_start(on);
+                prop_assert!(held.iter().all(|m| !m.held && m.month >= month));
+            } else {
+                prop_assert!(held.iter().all(|m| m.held));
+            }
+        }
+
+        #[test]
+        fn contract_allocation_adds_up_in_either_order(
+            lines in prop::collection::vec((0_i64..1_000_000, 1_i64..1_000_000), 2..6),
+            percent in 0_i64..=100, minor in minor(),
+        ) {
+            let obligations: Vec<Obligation> = lines
+                .iter()
+                .map(|&(p, s)| Obligation { price: Decimal::new(p, minor), ssp: Decimal::new(s, 2) })
+                .collect();
+            let price: Decimal = obligations.iter().map(|o| o.price).sum();
+            let carves = vec![
+                Carve { from: 0, to: CarveTarget::Obligation(1), share: CarveShare::Percent(Decimal::from(percent)) },
+                Carve { from: 1, to: CarveTarget::Account("revenue:carved".into()), share: CarveShare::Percent(Decimal::from(percent / 2)) },
+            ];
+            for order in [CarveOrder::AllocateThenCarve, CarveOrder::CarveThenAllocate] {
+                let a = allocate_contract(&obligations, &carves, order, minor).unwrap();
+                let carved: Decimal = a.carved_to_accounts.iter().map(|c| c.amount).sum();
+                prop_assert_eq!(a.allocated.iter().copied().sum::<Decimal>() + carved, price);
+                prop_assert!(a.allocated.iter().all(|x| *x >= Decimal::ZERO));
+                prop_assert!(a.allocated.iter().all(|x| round_money(*x, minor) == *x));
+            }
+            // Without carves, both orders are plain SSP allocation.
+            let plain = allocate_by_ssp(price, &obligations.iter().map(|o| o.ssp).collect::<Vec<_>>(), minor).unwrap();
+            for order in [CarveOrder::AllocateThenCarve, CarveOrder::CarveThenAllocate] {
+                prop_assert_eq!(&allocate_contract(&obligations, &[], order, minor).unwrap().allocated, &plain);
+            }
+        }
+    }
+}

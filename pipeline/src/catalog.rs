@@ -38,6 +38,9 @@ pub struct Product {
     pub name: String,
     pub kind: String,
     pub revenue_account: Option<String>,
+    /// Standalone selling price per unit, in any currency (the `ssp` table, which is
+    /// per currency and effective-dated, takes precedence).
+    pub ssp: Option<Decimal>,
 }
 
 /// One effective-dated version of a price plan.
@@ -162,13 +165,13 @@ pub fn build_catalog(tables: &MasterTables<'_>, file_names: &[String]) -> (Catal
 }
 
 /// Typed access to one row of a validated batch.
-struct RowView<'a> {
-    batch: &'a RecordBatch,
-    row: usize,
+pub(crate) struct RowView<'a> {
+    pub(crate) batch: &'a RecordBatch,
+    pub(crate) row: usize,
 }
 
 impl RowView<'_> {
-    fn text(&self, name: &str) -> Option<String> {
+    pub(crate) fn text(&self, name: &str) -> Option<String> {
         let column = self.batch.column_by_name(name)?.as_string::<i32>();
         column
             .is_valid(self.row)
@@ -176,11 +179,11 @@ impl RowView<'_> {
     }
 
     /// A required column: validation guarantees it is present and non-null.
-    fn req(&self, name: &str) -> String {
+    pub(crate) fn req(&self, name: &str) -> String {
         self.text(name).unwrap_or_default()
     }
 
-    fn date(&self, name: &str) -> Option<NaiveDate> {
+    pub(crate) fn date(&self, name: &str) -> Option<NaiveDate> {
         let column = self
             .batch
             .column_by_name(name)?
@@ -191,7 +194,7 @@ impl RowView<'_> {
             .flatten()
     }
 
-    fn decimal(&self, name: &str) -> Option<Decimal> {
+    pub(crate) fn decimal(&self, name: &str) -> Option<Decimal> {
         let column = self
             .batch
             .column_by_name(name)?
@@ -201,25 +204,25 @@ impl RowView<'_> {
         })
     }
 
-    fn int(&self, name: &str) -> Option<i64> {
+    pub(crate) fn int(&self, name: &str) -> Option<i64> {
         let column = self.batch.column_by_name(name)?.as_primitive::<Int64Type>();
         column.is_valid(self.row).then(|| column.value(self.row))
     }
 
-    fn file_index(&self) -> usize {
+    pub(crate) fn file_index(&self) -> usize {
         let column = self.batch.column_by_name(FILE_INDEX_COLUMN);
         column.map_or(0, |c| {
             c.as_primitive::<UInt32Type>().value(self.row) as usize
         })
     }
 
-    fn row_number(&self) -> u64 {
+    pub(crate) fn row_number(&self) -> u64 {
         let column = self.batch.column_by_name(ROW_NUMBER_COLUMN);
         column.map_or(0, |c| c.as_primitive::<UInt64Type>().value(self.row))
     }
 }
 
-fn rows(table: &LoadedTable) -> impl Iterator<Item = RowView<'_>> {
+pub(crate) fn rows(table: &LoadedTable) -> impl Iterator<Item = RowView<'_>> {
     table
         .batches
         .iter()
@@ -298,6 +301,7 @@ impl Builder<'_> {
                 name: row.req("name"),
                 kind: row.req("kind"),
                 revenue_account: row.text("revenue_account"),
+                ssp: row.decimal("ssp"),
             };
             self.catalog.products.insert(id, product);
         }

@@ -6,21 +6,23 @@
 //! payable. Each entry is checked to balance before it is written, and the same entries are
 //! rendered as a plain-text journal that `hledger check --strict` accepts as is.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Date32Array, Decimal128Array, RecordBatch, StringArray};
-use billrun_engine::{LineKind, decimal_to_i128_scaled, minor_units};
+use billrun_engine::{DateWindow, LineKind, decimal_to_i128_scaled, minor_units, round_money};
 use billrun_schemas::outputs::OutputTable;
-use billrun_schemas::{DECIMAL_PRECISION, MONEY_SCALE};
+use billrun_schemas::{DECIMAL_PRECISION, MONEY_SCALE, RejectCode, RowRenderer, Table};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, rows};
 use crate::error::{PipelineError, Result};
 use crate::invoice::InvoiceRecord;
+use crate::load::{LoadedTable, Reject};
 use crate::rate::days_since_epoch;
+use crate::revenue::EntryBuilder;
 
 /// Accounts billrun posts to besides revenue.
 pub mod accounts {
@@ -28,6 +30,21 @@ pub mod accounts {
     pub const DISCOUNTS: &str = "revenue:discounts";
     pub const TAX_PAYABLE: &str = "liabilities:tax payable";
     pub const CUSTOMER_CREDITS: &str = "liabilities:customer credits";
+    /// Contra-revenue debited when a credit memo is issued.
+    pub const CREDIT_MEMOS: &str = "revenue:credit memos";
+    /// Where payments land.
+    pub const CASH: &str = "assets:cash";
+    /// The other side of balances brought forward from earlier months.
+    pub const OPENING_BALANCES: &str = "equity:opening balances";
+}
+
+/// An account name as hledger wants it: white space folded to single spaces (two spaces
+/// end an account name in hledger's format) and `;` (a comment) replaced.
+pub fn hledger_account(name: &str) -> String {
+    name.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace(';', ",")
 }
 
 /// One posting of a journal entry; exactly one of debit and credit is non-zero.
@@ -58,12 +75,7 @@ pub fn revenue_account(catalog: &Catalog, product_id: &str) -> String {
         .products
         .get(product_id)
         .and_then(|p| p.revenue_account.as_deref())
-        .map(|a| {
-            a.split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .replace(';', ",")
-        })
+        .map(hledger_account)
         .filter(|a| !a.is_empty());
     match given {
         Some(account) if account.contains(':') => account,
@@ -155,6 +167,142 @@ pub fn journal_entries(catalog: &Catalog, invoices: &[InvoiceRecord]) -> Result<
         });
     }
     Ok(entries)
+}
+
+/// A payment received, checked against the catalog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payment {
+    pub payment_id: String,
+    pub customer_id: String,
+    pub currency: String,
+    pub amount: Decimal,
+    pub paid_on: NaiveDate,
+}
+
+/// Checks `payments` across rows: a known customer, a unique id, an amount on the
+/// currency's minor unit. Bad rows come back as rejects.
+pub fn payments(
+    catalog: &Catalog,
+    table: &LoadedTable,
+    file_names: &[String],
+) -> (Vec<Payment>, Vec<Reject>) {
+    let mut out: Vec<Payment> = Vec::new();
+    let mut rejects = Vec::new();
+    let mut seen = BTreeSet::new();
+    for row in rows(table) {
+        let payment = Payment {
+            payment_id: row.req("payment_id"),
+            customer_id: row.req("customer_id"),
+            currency: row.req("currency"),
+            amount: row.decimal("amount").unwrap_or_default(),
+            paid_on: row.date("paid_on").unwrap_or_default(),
+        };
+        let problem = if !catalog.customers.contains_key(&payment.customer_id) {
+            Some((
+                "customer_id",
+                RejectCode::UnknownReference,
+                format!("customer `{}` is not in customers", payment.customer_id),
+            ))
+        } else if minor_units(&payment.currency)
+            .is_none_or(|m| round_money(payment.amount, m) != payment.amount)
+        {
+            Some((
+                "amount",
+                RejectCode::TooManyDecimals,
+                format!(
+                    "`amount` {} has more decimals than {} allows",
+                    payment.amount, payment.currency
+                ),
+            ))
+        } else if !seen.insert(payment.payment_id.clone()) {
+            Some((
+                "payment_id",
+                RejectCode::DuplicateKey,
+                format!(
+                    "`payment_id` `{}` appears more than once; the first row is kept",
+                    payment.payment_id
+                ),
+            ))
+        } else {
+            None
+        };
+        match problem {
+            None => out.push(payment),
+            Some((column, code, reason)) => rejects.push(Reject {
+                table: Table::Payments,
+                source_file: file_names
+                    .get(row.file_index())
+                    .cloned()
+                    .unwrap_or_default(),
+                row_number: Some(row.row_number()),
+                column: Some(column.to_string()),
+                code,
+                reason,
+                raw: RowRenderer::new(row.batch).row(row.row),
+            }),
+        }
+    }
+    (out, rejects)
+}
+
+/// One entry per payment received in `[from, to)`: cash debited, receivable credited.
+///
+/// # Errors
+/// An entry that does not balance (a bug).
+pub fn payment_entries(
+    payments: &[Payment],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<JournalEntry>> {
+    payments
+        .iter()
+        .filter(|p| from <= p.paid_on && p.paid_on < to)
+        .map(|p| {
+            let mut e = EntryBuilder::default();
+            e.debit(accounts::CASH, p.amount);
+            e.credit(accounts::RECEIVABLE, p.amount);
+            e.finish(
+                format!("JE-{}", p.payment_id),
+                p.paid_on,
+                &p.currency,
+                p.payment_id.clone(),
+                format!("payment {} from {}", p.payment_id, p.customer_id),
+            )
+        })
+        .collect()
+}
+
+/// One entry per credit memo issued inside its customer's billing window (the memos
+/// this run's invoices may apply): contra-revenue debited, the customer-credit liability
+/// credited. Applying a memo on an invoice later debits that liability.
+///
+/// # Errors
+/// An entry that does not balance (a bug).
+pub fn credit_memo_entries(
+    catalog: &Catalog,
+    windows: &BTreeMap<String, DateWindow>,
+) -> Result<Vec<JournalEntry>> {
+    catalog
+        .credit_memos
+        .iter()
+        .filter(|m| {
+            windows
+                .get(&m.customer_id)
+                .is_some_and(|w| w.contains(m.issued_on))
+        })
+        .map(|m| {
+            let mut e = EntryBuilder::default();
+            e.debit(accounts::CREDIT_MEMOS, m.amount);
+            e.credit(accounts::CUSTOMER_CREDITS, m.amount);
+            e.finish(
+                format!("JE-{}", m.credit_memo_id),
+                m.issued_on,
+                &m.currency,
+                m.credit_memo_id.clone(),
+                format!("credit memo {} to {}", m.credit_memo_id, m.customer_id),
+            )
+        })
+        .collect()
 }
 
 /// The `journal` table: one row per posting.

@@ -28,6 +28,7 @@ pub mod load;
 pub mod progress;
 pub mod query;
 pub mod rate;
+pub mod revenue;
 pub mod run;
 pub mod write;
 

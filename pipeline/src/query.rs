@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::Date32Type;
 use billrun_schemas::outputs::OutputTable;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
@@ -76,4 +77,65 @@ pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String> {
             String::from_utf8_lossy(&writer.into_inner()).into_owned()
         }
     })
+}
+
+/// The reports `billrun report` prints, each a query over a run's output tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    /// The deferred-revenue roll-forward: opening, billed, recognised and closing per
+    /// month, currency and deferral account.
+    DeferredRevenue,
+    /// Contract revenue by month booked (rows) and month recognised (columns).
+    RevenueWaterfall,
+    /// Debits, credits and balance of every account in the run's journal.
+    TrialBalance,
+}
+
+/// Runs `report` against the run in `out`.
+///
+/// # Errors
+/// As [`query`].
+pub async fn report(out: &Path, report: Report) -> Result<Vec<RecordBatch>> {
+    let ctx = output_session(out).await?;
+    let sql = match report {
+        Report::DeferredRevenue => {
+            "SELECT month, currency, account, opening, billed, recognised, closing \
+             FROM deferred_revenue ORDER BY month, currency, account"
+                .to_string()
+        }
+        Report::TrialBalance => {
+            "SELECT account, currency, sum(debit) AS debit, sum(credit) AS credit, \
+             sum(debit) - sum(credit) AS balance FROM journal \
+             GROUP BY account, currency ORDER BY account, currency"
+                .to_string()
+        }
+        Report::RevenueWaterfall => {
+            // One column per recognition month, so the table reads like a waterfall.
+            let months = ctx
+                .sql("SELECT DISTINCT recognition_month FROM revenue_waterfall ORDER BY 1")
+                .await?
+                .collect()
+                .await?;
+            let mut columns = Vec::new();
+            for batch in &months {
+                let days = batch.column(0).as_primitive::<Date32Type>();
+                for i in 0..days.len() {
+                    let month = days.value_as_date(i).ok_or_else(|| {
+                        PipelineError::Internal("recognition_month out of range".into())
+                    })?;
+                    columns.push(format!(
+                        "sum(CASE WHEN recognition_month = DATE '{month}' THEN amount ELSE 0 END) AS \"{}\"",
+                        month.format("%Y-%m")
+                    ));
+                }
+            }
+            columns.push("sum(amount) AS total".to_string());
+            format!(
+                "SELECT booked_month, currency, {} FROM revenue_waterfall \
+                 GROUP BY booked_month, currency ORDER BY booked_month, currency",
+                columns.join(", ")
+            )
+        }
+    };
+    Ok(ctx.sql(&sql).await?.collect().await?)
 }

@@ -7,7 +7,10 @@ use std::time::Instant;
 
 use arrow::array::{Array, AsArray, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::Decimal128Type;
-use billrun_engine::{BillingMonth, DateWindow, billing_window, decimal_from_i128_scaled};
+use billrun_engine::{
+    BillingMonth, CarveOrder, DateWindow, billing_window, decimal_from_i128_scaled,
+    next_month_start,
+};
 use billrun_schemas::outputs::OutputTable;
 use billrun_schemas::{QUANTITY_SCALE, Table};
 use datafusion::datasource::MemTable;
@@ -20,10 +23,13 @@ use crate::catalog::{Catalog, MasterTables, build_catalog};
 use crate::dataset::Dataset;
 use crate::error::{PipelineError, Result};
 use crate::invoice::{UsageTotals, build_invoices};
-use crate::journal::{hledger_journal, journal_batch, journal_entries};
+use crate::journal::{
+    credit_memo_entries, hledger_journal, journal_batch, journal_entries, payment_entries, payments,
+};
 use crate::load::{InputRecord, LoadedTable, Reject, load_table};
 use crate::progress::Progress;
 use crate::rate::{self, AttributeCharge};
+use crate::revenue::{AccountingTables, ConsumedUsage, ContractBook, RecognitionOptions};
 use crate::write::{OutputRecord, Staging};
 
 /// What a bill run is asked to do.
@@ -36,6 +42,8 @@ pub struct RunOptions {
     pub period: BillingMonth,
     /// Worker threads for the query engine (default: all cores).
     pub threads: Option<usize>,
+    /// Whether carves apply before or after the SSP allocation of contracts.
+    pub carve_order: CarveOrder,
     pub progress: Progress,
 }
 
@@ -66,6 +74,8 @@ pub struct Manifest {
     pub threads: usize,
     pub usage: UsageCounts,
     pub invoices: usize,
+    /// Contracts (from orders) recognised.
+    pub contracts: usize,
     /// Σ invoice totals per currency.
     pub billed: BTreeMap<String, String>,
     pub rejects_by_table: BTreeMap<String, u64>,
@@ -114,9 +124,12 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
     // Read and validate every table, master data first.
     let mut loaded: BTreeMap<Table, LoadedTable> = BTreeMap::new();
     let mut file_names: Vec<String> = Vec::new();
-    for table in Table::ALL {
+    for table in Table::every() {
         let t = load_table(&dataset, table, file_names.len() as u32, progress).await?;
-        let required = !matches!(table, Table::Usage | Table::TaxRates | Table::CreditMemos);
+        let required = matches!(
+            table,
+            Table::Customers | Table::Products | Table::PricePlans | Table::Subscriptions
+        );
         if required && t.files.is_empty() {
             return Err(PipelineError::MissingTable {
                 table: table.name(),
@@ -136,6 +149,19 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         credit_memos: &loaded[&Table::CreditMemos],
     };
     let (catalog, catalog_rejects) = build_catalog(&master, &file_names);
+    let (contracts, contract_rejects) = ContractBook::build(
+        &catalog,
+        &AccountingTables {
+            orders: &loaded[&Table::Orders],
+            ssp: &loaded[&Table::Ssp],
+            rev_policies: &loaded[&Table::RevPolicies],
+            carve_rules: &loaded[&Table::CarveRules],
+            conditions: &loaded[&Table::Conditions],
+            modifications: &loaded[&Table::Modifications],
+        },
+        &file_names,
+    );
+    let (payments, payment_rejects) = payments(&catalog, &loaded[&Table::Payments], &file_names);
     let windows = customer_windows(&catalog, options.period)?;
     clock.lap("validate");
 
@@ -172,12 +198,14 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         OutputTable::RatedUsage.schema(),
     )?;
     let mut totals = TotalsBuilder::default();
+    let mut consumed = ConsumedUsage::new(contracts.consumed_keys());
     let mut stream = rate::rated_usage(&ctx).await?.execute_stream().await?;
     let mut writing = std::time::Duration::ZERO;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         let started = Instant::now();
         totals.add(&batch)?;
+        consumed.add(&batch)?;
         rated_writer.write(&batch)?;
         writing += started.elapsed();
         rated_bar.inc(batch.num_rows() as u64);
@@ -201,7 +229,28 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
     let invoicing = build_invoices(&catalog, options.period, &windows, &totals.finish()?)?;
     clock.lap("invoice");
 
-    let entries = journal_entries(&catalog, &invoicing.invoices)?;
+    let recognition = contracts.recognise(
+        &catalog,
+        &consumed,
+        RecognitionOptions {
+            period: options.period,
+            carve_order: options.carve_order,
+        },
+    )?;
+    clock.lap("recognise");
+
+    // The run's journal: invoices, credit memos issued and payments received in the
+    // period, and contract billing and recognition in its calendar month.
+    let calendar = billing_window(options.period, 1)?;
+    let mut entries = journal_entries(&catalog, &invoicing.invoices)?;
+    entries.extend(credit_memo_entries(&catalog, &windows)?);
+    entries.extend(payment_entries(
+        &payments,
+        calendar.start,
+        next_month_start(calendar.start)?,
+    )?);
+    entries.extend(recognition.journal_entries()?);
+    entries.sort_by(|a, b| (a.date, &a.entry_id).cmp(&(b.date, &b.entry_id)));
     clock.lap("journal");
 
     // Rejects of every table, in file then row order.
@@ -210,6 +259,9 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         .flat_map(|t| t.rejects.iter().cloned())
         .collect();
     rejects.extend(catalog_rejects);
+    rejects.extend(contract_rejects);
+    rejects.extend(recognition.rejects.iter().cloned());
+    rejects.extend(payment_rejects);
     rejects.extend(deduped.rejects.iter().cloned());
     let order: BTreeMap<&str, usize> = file_names
         .iter()
@@ -247,6 +299,16 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
     outputs.push(staging.write_table(name, s, &[rejects_batch(&rejects)?])?);
     let (name, s) = schema(OutputTable::Unrated);
     outputs.push(staging.write_table(name, s, &unrated)?);
+    let (name, s) = schema(OutputTable::RevenueAllocations);
+    outputs.push(staging.write_table(name, s, &[recognition.allocations_batch()?])?);
+    let (name, s) = schema(OutputTable::RevenueSchedule);
+    outputs.push(staging.write_table(name, s, &[recognition.schedule_batch()?])?);
+    let (name, s) = schema(OutputTable::ContractBillings);
+    outputs.push(staging.write_table(name, s, &[recognition.billings_batch()?])?);
+    let (name, s) = schema(OutputTable::DeferredRevenue);
+    outputs.push(staging.write_table(name, s, &[recognition.roll_forward_batch()?])?);
+    let (name, s) = schema(OutputTable::RevenueWaterfall);
+    outputs.push(staging.write_table(name, s, &[recognition.waterfall_batch()?])?);
     let header = format!(
         "billrun {} journal for billing period {}\nevery entry balances; commodities and accounts are declared",
         env!("CARGO_PKG_VERSION"),
@@ -275,6 +337,12 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         threads,
         usage: counts,
         invoices: invoicing.invoices.len(),
+        contracts: recognition
+            .allocations
+            .iter()
+            .map(|a| &a.contract_id)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
         billed: billed
             .into_iter()
             .map(|(c, t)| (c, t.to_string()))

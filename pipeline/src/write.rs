@@ -275,3 +275,43 @@ fn is_billrun_output(dir: &Path) -> bool {
     dir.join("manifest.json").is_file()
         || std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
 }
+
+/// A `Date32` column of `days`.
+pub fn date_array(days: impl Iterator<Item = chrono::NaiveDate>) -> arrow::array::ArrayRef {
+    Arc::new(arrow::array::Date32Array::from_iter_values(
+        days.map(crate::rate::days_since_epoch),
+    ))
+}
+
+fn decimal_array(
+    values: impl Iterator<Item = rust_decimal::Decimal>,
+    scale: i8,
+) -> Result<arrow::array::ArrayRef> {
+    let mantissas = values
+        .map(|v| billrun_engine::decimal_to_i128_scaled(v, scale as u32))
+        .collect::<Result<Vec<i128>, _>>()?;
+    Ok(Arc::new(
+        arrow::array::Decimal128Array::from_iter_values(mantissas)
+            .with_precision_and_scale(billrun_schemas::DECIMAL_PRECISION, scale)?,
+    ))
+}
+
+/// An invoice-money column, `Decimal128(38, 4)`.
+///
+/// # Errors
+/// A value that does not fit.
+pub fn money_array(
+    values: impl Iterator<Item = rust_decimal::Decimal>,
+) -> Result<arrow::array::ArrayRef> {
+    decimal_array(values, billrun_schemas::MONEY_SCALE)
+}
+
+/// A quantity or rated-amount column, `Decimal128(38, 12)`.
+///
+/// # Errors
+/// A value that does not fit.
+pub fn quantity_array(
+    values: impl Iterator<Item = rust_decimal::Decimal>,
+) -> Result<arrow::array::ArrayRef> {
+    decimal_array(values, billrun_schemas::QUANTITY_SCALE)
+}

@@ -19,11 +19,16 @@ pub enum OutputTable {
     Journal,
     Rejects,
     Unrated,
+    RevenueAllocations,
+    RevenueSchedule,
+    ContractBillings,
+    DeferredRevenue,
+    RevenueWaterfall,
 }
 
 impl OutputTable {
     /// Every output table, in the order a run writes them.
-    pub const ALL: [OutputTable; 7] = [
+    pub const ALL: [OutputTable; 12] = [
         OutputTable::RatedUsage,
         OutputTable::InvoiceLines,
         OutputTable::Invoices,
@@ -31,6 +36,11 @@ impl OutputTable {
         OutputTable::Journal,
         OutputTable::Rejects,
         OutputTable::Unrated,
+        OutputTable::RevenueAllocations,
+        OutputTable::RevenueSchedule,
+        OutputTable::ContractBillings,
+        OutputTable::DeferredRevenue,
+        OutputTable::RevenueWaterfall,
     ];
 
     /// The table's name: its folder in the output directory and its name in SQL.
@@ -43,6 +53,11 @@ impl OutputTable {
             OutputTable::Journal => "journal",
             OutputTable::Rejects => "rejects",
             OutputTable::Unrated => "unrated",
+            OutputTable::RevenueAllocations => "revenue_allocations",
+            OutputTable::RevenueSchedule => "revenue_schedule",
+            OutputTable::ContractBillings => "contract_billings",
+            OutputTable::DeferredRevenue => "deferred_revenue",
+            OutputTable::RevenueWaterfall => "revenue_waterfall",
         }
     }
 
@@ -135,6 +150,71 @@ impl OutputTable {
                 // billrun's addition: a stable reason code.
                 text("code"),
             ],
+            // billrun's addition: each performance obligation's share of its contract.
+            OutputTable::RevenueAllocations => vec![
+                text("contract_id"),
+                text("order_id"),
+                text("line_id"),
+                text("customer_id"),
+                text("product_id"),
+                text("currency"),
+                text("method"),
+                money("stated_price"),
+                Field::new("ssp", quantity_type(), false),
+                money("allocated"),
+                text("revenue_account"),
+                text_opt("deferral_account"),
+                // Set on the row of an amount carved to an account by this rule.
+                text_opt("carve_rule_id"),
+            ],
+            OutputTable::RevenueSchedule => vec![
+                // The invoice that billed usage recognised as consumed; null otherwise.
+                text_opt("invoice_id"),
+                text("order_id"),
+                text("line_id"),
+                text("customer_id"),
+                text("product_id"),
+                date("recognition_date"),
+                money("amount"),
+                text("currency"),
+                text("status"),
+                // billrun's additions.
+                text("contract_id"),
+                text("method"),
+                text("revenue_account"),
+                text_opt("deferral_account"),
+                text_opt("condition_id"),
+            ],
+            // billrun's addition: what contracts bill (on order, and on modifications).
+            OutputTable::ContractBillings => vec![
+                text("billing_id"),
+                text("contract_id"),
+                text("customer_id"),
+                text("currency"),
+                date("billed_on"),
+                money("amount"),
+                money("tax"),
+                money("total"),
+                text_opt("modification_id"),
+            ],
+            // billrun's addition: the deferred-revenue roll-forward, up to the run's month.
+            OutputTable::DeferredRevenue => vec![
+                date("month"),
+                text("currency"),
+                text("account"),
+                money("opening"),
+                money("billed"),
+                money("recognised"),
+                money("closing"),
+            ],
+            // billrun's addition: revenue by month booked and month recognised.
+            OutputTable::RevenueWaterfall => vec![
+                date("booked_month"),
+                date("recognition_month"),
+                text("currency"),
+                money("amount"),
+                text("status"),
+            ],
         };
         Arc::new(Schema::new(fields))
     }
@@ -211,6 +291,20 @@ mod tests {
             (
                 OutputTable::Rejects,
                 &["source_file", "row_number", "column", "reason", "raw"],
+            ),
+            (
+                OutputTable::RevenueSchedule,
+                &[
+                    "invoice_id",
+                    "order_id",
+                    "line_id",
+                    "customer_id",
+                    "product_id",
+                    "recognition_date",
+                    "amount",
+                    "currency",
+                    "status",
+                ],
             ),
             (
                 OutputTable::Unrated,

@@ -17,10 +17,18 @@ pub enum Table {
     Usage,
     TaxRates,
     CreditMemos,
+    Orders,
+    Ssp,
+    RevPolicies,
+    CarveRules,
+    Conditions,
+    Modifications,
+    Payments,
 }
 
 impl Table {
-    /// Every input table, in the order a bill run loads them (master data first).
+    /// The input tables of billing, in the order a bill run loads them (master data
+    /// first). [`Table::ACCOUNTING`] has the rest; [`Table::every`] gives both.
     pub const ALL: [Table; 7] = [
         Table::Customers,
         Table::Products,
@@ -41,12 +49,37 @@ impl Table {
             Table::Usage => "usage",
             Table::TaxRates => "tax_rates",
             Table::CreditMemos => "credit_memos",
+            Table::Orders => "orders",
+            Table::Ssp => "ssp",
+            Table::RevPolicies => "rev_policies",
+            Table::CarveRules => "carve_rules",
+            Table::Conditions => "conditions",
+            Table::Modifications => "modifications",
+            Table::Payments => "payments",
         }
+    }
+
+    /// The tables of revenue recognition and the ledger (contracts from orders, their
+    /// SSPs, policies, carves, conditions and modifications, and payments). All optional:
+    /// a dataset without them bills as before.
+    pub const ACCOUNTING: [Table; 7] = [
+        Table::Orders,
+        Table::Ssp,
+        Table::RevPolicies,
+        Table::CarveRules,
+        Table::Conditions,
+        Table::Modifications,
+        Table::Payments,
+    ];
+
+    /// Every table of the contract: [`Table::ALL`] then [`Table::ACCOUNTING`].
+    pub fn every() -> impl Iterator<Item = Table> {
+        Table::ALL.into_iter().chain(Table::ACCOUNTING)
     }
 
     /// Looks a table up by its name.
     pub fn from_name(name: &str) -> Option<Table> {
-        Table::ALL.into_iter().find(|t| t.name() == name)
+        Table::every().find(|t| t.name() == name)
     }
 
     /// The template's columns, in published order.
@@ -198,6 +231,122 @@ impl Table {
                 ];
                 COLUMNS
             }
+            Table::Orders => {
+                const COLUMNS: &[ColumnSpec] = &[
+                    ColumnSpec::required("order_id", Id),
+                    ColumnSpec::required("line_id", Id),
+                    ColumnSpec::required("contract_id", Id),
+                    ColumnSpec::required("customer_id", Id),
+                    ColumnSpec::required("product_id", Id),
+                    ColumnSpec::required("currency", Currency),
+                    ColumnSpec::required(
+                        "quantity",
+                        Decimal {
+                            sign: Sign::Positive,
+                        },
+                    ),
+                    ColumnSpec::required(
+                        "transaction_price",
+                        Decimal {
+                            sign: Sign::NonNegative,
+                        },
+                    ),
+                    ColumnSpec::required("service_start", Date),
+                    ColumnSpec::optional("service_end", Date),
+                    ColumnSpec::optional("order_date", Date),
+                ];
+                COLUMNS
+            }
+            Table::Ssp => {
+                const COLUMNS: &[ColumnSpec] = &[
+                    ColumnSpec::required("product_id", Id),
+                    ColumnSpec::required("currency", Currency),
+                    ColumnSpec::required(
+                        "ssp",
+                        Decimal {
+                            sign: Sign::NonNegative,
+                        },
+                    ),
+                    ColumnSpec::required("effective_from", Date),
+                ];
+                COLUMNS
+            }
+            Table::RevPolicies => {
+                const COLUMNS: &[ColumnSpec] = &[
+                    ColumnSpec::required("product_id", Id),
+                    ColumnSpec::required(
+                        "method",
+                        Enum {
+                            values: &["ratable", "point_in_time", "as_consumed"],
+                        },
+                    ),
+                    ColumnSpec::optional("deferral_account", Text),
+                    ColumnSpec::optional("revenue_account", Text),
+                ];
+                COLUMNS
+            }
+            Table::CarveRules => {
+                const COLUMNS: &[ColumnSpec] = &[
+                    ColumnSpec::required("rule_id", Id),
+                    ColumnSpec::optional("contract_id", Id),
+                    ColumnSpec::required("from_product_id", Id),
+                    ColumnSpec::optional("to_product_id", Id),
+                    ColumnSpec::optional("to_account", Text),
+                    ColumnSpec::optional(
+                        "percent",
+                        Decimal {
+                            sign: Sign::Percent,
+                        },
+                    ),
+                    ColumnSpec::optional(
+                        "amount",
+                        Decimal {
+                            sign: Sign::NonNegative,
+                        },
+                    ),
+                    ColumnSpec::optional("currency", Currency),
+                ];
+                COLUMNS
+            }
+            Table::Conditions => {
+                const COLUMNS: &[ColumnSpec] = &[
+                    ColumnSpec::required("condition_id", Id),
+                    ColumnSpec::required("order_id", Id),
+                    ColumnSpec::optional("line_id", Id),
+                    ColumnSpec::required("description", Text),
+                    ColumnSpec::optional("satisfied_on", Date),
+                ];
+                COLUMNS
+            }
+            Table::Modifications => {
+                const COLUMNS: &[ColumnSpec] = &[
+                    ColumnSpec::required("modification_id", Id),
+                    ColumnSpec::required("order_id", Id),
+                    ColumnSpec::required("line_id", Id),
+                    ColumnSpec::required("effective_date", Date),
+                    ColumnSpec::required("new_service_end", Date),
+                    ColumnSpec::optional("price_change", Decimal { sign: Sign::Any }),
+                    ColumnSpec::optional("reason", Text),
+                ];
+                COLUMNS
+            }
+            Table::Payments => {
+                const COLUMNS: &[ColumnSpec] = &[
+                    ColumnSpec::required("payment_id", Id),
+                    ColumnSpec::required("customer_id", Id),
+                    ColumnSpec::required("currency", Currency),
+                    ColumnSpec::required(
+                        "amount",
+                        Decimal {
+                            sign: Sign::Positive,
+                        },
+                    ),
+                    ColumnSpec::required("paid_on", Date),
+                    ColumnSpec::optional("invoice_id", Id),
+                    ColumnSpec::optional("method", Text),
+                ];
+                COLUMNS
+            }
         }
     }
 
@@ -265,6 +414,8 @@ pub enum Sign {
     Percent,
     /// `0..=1` (a tax rate of 0.2 is 20 %)
     Fraction,
+    /// Any sign (a price change may be a refund).
+    Any,
 }
 
 /// The logical type of a template column and the rule its cells must follow.
@@ -315,6 +466,7 @@ impl ColumnKind {
                 Sign::Positive => "decimal > 0".into(),
                 Sign::Percent => "decimal 0..100".into(),
                 Sign::Fraction => "decimal fraction 0..1".into(),
+                Sign::Any => "decimal, may be negative".into(),
             },
             ColumnKind::Date => "date YYYY-MM-DD".into(),
             ColumnKind::Timestamp => "timestamp RFC 3339, UTC".into(),
@@ -328,10 +480,11 @@ mod tests {
 
     #[test]
     fn every_table_round_trips_its_name() {
-        for t in Table::ALL {
+        for t in Table::every() {
             assert_eq!(Table::from_name(t.name()), Some(t));
         }
-        assert_eq!(Table::from_name("orders"), None);
+        assert_eq!(Table::every().count(), 14);
+        assert_eq!(Table::from_name("order"), None);
     }
 
     #[test]

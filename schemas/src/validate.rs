@@ -41,6 +41,7 @@ pub enum RejectCode {
     InvalidPlan,
     UnknownReference,
     MalformedRow,
+    InvalidContract,
 }
 
 impl RejectCode {
@@ -64,6 +65,7 @@ impl RejectCode {
             RejectCode::InvalidPlan => "invalid_plan",
             RejectCode::UnknownReference => "unknown_reference",
             RejectCode::MalformedRow => "malformed_row",
+            RejectCode::InvalidContract => "invalid_contract",
         }
     }
 }
