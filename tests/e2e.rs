@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 use billrun_engine::BillingMonth;
-use billrun_pipeline::query::query;
 use billrun_pipeline::{Manifest, Progress, RunOptions, run_bill};
-use rust_decimal::Decimal;
+
+mod common;
+use common::{billrun, money, plain, read_csv, rows, runtime};
 
 fn sample_input() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data-samples/sample/input")
@@ -22,14 +22,6 @@ fn expected(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("data-samples/sample/expected")
         .join(name)
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 fn run_sample(out: &Path, threads: usize) -> Manifest {
@@ -57,55 +49,6 @@ fn sample_run() -> &'static (tempfile::TempDir, Manifest) {
 
 fn sample_out() -> PathBuf {
     sample_run().0.path().join("out")
-}
-
-/// Rows of a SQL result as strings (NULL as empty).
-fn rows(out: &Path, sql: &str) -> Vec<Vec<String>> {
-    let batches: Vec<RecordBatch> = runtime().block_on(query(out, sql)).unwrap();
-    let options = FormatOptions::default();
-    let mut rows = Vec::new();
-    for batch in &batches {
-        let formatters: Vec<_> = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
-            .collect();
-        for i in 0..batch.num_rows() {
-            rows.push(formatters.iter().map(|f| f.value(i).to_string()).collect());
-        }
-    }
-    rows
-}
-
-fn read_csv(path: &Path) -> Vec<Vec<String>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .from_path(path)
-        .unwrap();
-    reader
-        .records()
-        .map(|r| r.unwrap().iter().map(str::to_string).collect())
-        .collect()
-}
-
-/// A decimal without trailing zeros (`150.000000000000` → `150`).
-fn plain(s: &str) -> String {
-    if s.is_empty() {
-        return String::new();
-    }
-    s.parse::<Decimal>().unwrap().normalize().to_string()
-}
-
-/// Money with exactly the currency's minor digits (`325.0000` USD → `325.00`).
-fn money(s: &str, currency: &str) -> String {
-    let minor = billrun_engine::minor_units(currency).unwrap() as usize;
-    let d: Decimal = s.parse().unwrap();
-    assert_eq!(
-        d.round_dp(minor as u32),
-        d,
-        "{s} has more digits than {currency} allows"
-    );
-    format!("{d:.minor$}")
 }
 
 #[test]
@@ -488,62 +431,38 @@ fn a_folder_that_is_not_a_billrun_output_is_never_replaced() {
 fn hledger_accepts_the_journal() {
     let out = sample_out();
     let journal = out.join("journal.ledger");
-    let status = std::process::Command::new("hledger")
-        .args(["-f"])
-        .arg(&journal)
-        .args(["check", "--strict"])
-        .output();
-    match status {
-        Err(e) if std::env::var_os("BILLRUN_REQUIRE_HLEDGER").is_none() => {
-            eprintln!("hledger not available ({e}); skipped — CI runs this check");
+    let f = |s: &str| std::ffi::OsString::from(s);
+    let Some(_) = common::hledger(&[&f("-f"), journal.as_os_str(), &f("check"), &f("--strict")])
+    else {
+        return;
+    };
+    // And hledger's own balance of the receivable equals billrun's invoices.
+    let text = common::hledger(&[
+        &f("-f"),
+        journal.as_os_str(),
+        &f("balance"),
+        &f("assets:receivable"),
+        &f("--flat"),
+        &f("--no-total"),
+        &f("-O"),
+        &f("csv"),
+    ])
+    .unwrap();
+    let owed = rows(
+        &out,
+        "SELECT currency, sum(total) FROM invoices GROUP BY currency ORDER BY currency",
+    );
+    for row in owed {
+        let amount = money(&row[1], &row[0]);
+        if amount.trim_start_matches(['0', '.']).is_empty() {
+            continue;
         }
-        Err(e) => panic!("hledger is required but could not run: {e}"),
-        Ok(output) => {
-            assert!(
-                output.status.success(),
-                "hledger check failed:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            // And hledger's own balance of the receivable equals billrun's invoices.
-            let balance = std::process::Command::new("hledger")
-                .arg("-f")
-                .arg(&journal)
-                .args([
-                    "balance",
-                    "assets:receivable",
-                    "--flat",
-                    "--no-total",
-                    "-O",
-                    "csv",
-                ])
-                .output()
-                .unwrap();
-            let text = String::from_utf8_lossy(&balance.stdout);
-            let owed = rows(
-                &out,
-                "SELECT currency, sum(total) FROM invoices GROUP BY currency ORDER BY currency",
-            );
-            for row in owed {
-                let amount = money(&row[1], &row[0]);
-                if amount.trim_start_matches(['0', '.']).is_empty() {
-                    continue;
-                }
-                assert!(
-                    text.contains(&format!("{amount} {}", row[0])),
-                    "hledger balance lacks {amount} {}:\n{text}",
-                    row[0]
-                );
-            }
-        }
+        assert!(
+            text.contains(&format!("{amount} {}", row[0])),
+            "hledger balance lacks {amount} {}:\n{text}",
+            row[0]
+        );
     }
-}
-
-fn billrun(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_billrun"))
-        .arg("--quiet")
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 #[test]

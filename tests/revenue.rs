@@ -1,0 +1,375 @@
+//! Revenue recognition end to end: the contract set in `data-samples/revenue/` through a
+//! whole run, compared with expectations computed independently of billrun
+//! (`data-samples/revenue/expected/compute.py`, exact fractions) and checked by hand
+//! (`HAND-CHECK.md` there), and the exported journal tied out with hledger.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use billrun_engine::{BillingMonth, CarveOrder};
+use billrun_pipeline::{Progress, RunOptions, run_bill};
+use rust_decimal::Decimal;
+
+mod common;
+use common::{billrun, hledger, money, read_csv, rows, runtime};
+
+fn revenue_input() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data-samples/revenue/input")
+}
+
+fn expected(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data-samples/revenue/expected")
+        .join(name)
+}
+
+fn run_revenue(out: &Path, carve_order: CarveOrder) {
+    runtime()
+        .block_on(run_bill(RunOptions {
+            data: revenue_input().to_string_lossy().into_owned(),
+            out: out.to_path_buf(),
+            period: BillingMonth::parse("2026-10").unwrap(),
+            threads: Some(2),
+            carve_order,
+            progress: Progress::hidden(),
+        }))
+        .unwrap();
+}
+
+/// The default run (allocate, then carve), done once for the tests that only read it.
+fn revenue_out() -> PathBuf {
+    static RUN: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let dir = RUN.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        run_revenue(&dir.path().join("out"), CarveOrder::AllocateThenCarve);
+        dir
+    });
+    dir.path().join("out")
+}
+
+/// Rows of `sql`, with the money columns `money_columns` printed in the currency of
+/// column `currency_column`.
+fn money_rows(
+    out: &Path,
+    sql: &str,
+    currency_column: usize,
+    money_columns: &[usize],
+) -> Vec<Vec<String>> {
+    rows(out, sql)
+        .into_iter()
+        .map(|mut r| {
+            let currency = r[currency_column].clone();
+            for &c in money_columns {
+                r[c] = money(&r[c], &currency);
+            }
+            r
+        })
+        .collect()
+}
+
+const ALLOCATIONS_SQL: &str = "SELECT contract_id, order_id, line_id, product_id, method, \
+     stated_price, allocated, revenue_account, deferral_account, carve_rule_id, currency \
+     FROM revenue_allocations ORDER BY contract_id, order_id, line_id, revenue_account";
+
+fn allocations(out: &Path) -> Vec<Vec<String>> {
+    money_rows(out, ALLOCATIONS_SQL, 10, &[5, 6])
+        .into_iter()
+        .map(|mut r| {
+            r.pop();
+            r
+        })
+        .collect()
+}
+
+#[test]
+fn allocate_then_carve_matches_the_hand_computed_contracts() {
+    assert_eq!(
+        allocations(&revenue_out()),
+        read_csv(&expected("revenue_allocations.csv"))
+    );
+}
+
+#[test]
+fn carve_then_allocate_gives_what_that_order_implies() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    run_revenue(&out, CarveOrder::CarveThenAllocate);
+    let actual = allocations(&out);
+    assert_eq!(
+        actual,
+        read_csv(&expected("revenue_allocations_carve_then_allocate.csv"))
+    );
+    // The two orders really differ on the bundle: 720/280/200 against 740/275/185.
+    assert_ne!(actual, allocations(&revenue_out()));
+}
+
+#[test]
+fn revenue_schedule_matches_row_for_row() {
+    let actual = money_rows(
+        &revenue_out(),
+        "SELECT invoice_id, order_id, line_id, customer_id, product_id, recognition_date, \
+                amount, currency, status, contract_id, method, revenue_account, \
+                deferral_account, condition_id \
+         FROM revenue_schedule \
+         ORDER BY contract_id, order_id, line_id, revenue_account, recognition_date",
+        7,
+        &[6],
+    );
+    assert_eq!(actual, read_csv(&expected("revenue_schedule.csv")));
+}
+
+#[test]
+fn every_schedule_adds_up_to_its_allocation_and_price_changes() {
+    // Paired invariant: Σ schedule of a piece = its allocation (+ the price change of a
+    // modified line), exactly.
+    let mismatches = rows(
+        &revenue_out(),
+        "WITH s AS (SELECT order_id, line_id, revenue_account, sum(amount) AS scheduled \
+                    FROM revenue_schedule GROUP BY order_id, line_id, revenue_account), \
+              changes AS (SELECT contract_id, sum(amount) AS changed FROM contract_billings \
+                          WHERE modification_id IS NOT NULL GROUP BY contract_id) \
+         SELECT a.order_id, a.line_id, a.revenue_account, a.allocated, s.scheduled \
+         FROM revenue_allocations a JOIN s USING (order_id, line_id, revenue_account) \
+         LEFT JOIN changes c ON c.contract_id = a.contract_id AND a.carve_rule_id IS NULL \
+         WHERE a.allocated + coalesce(c.changed, 0) <> s.scheduled",
+    );
+    assert_eq!(mismatches, Vec::<Vec<String>>::new());
+    // And every contract's allocation is its price (Σ stated prices) to the cent.
+    let unbalanced = rows(
+        &revenue_out(),
+        "SELECT contract_id FROM revenue_allocations WHERE method <> 'as_consumed' \
+         GROUP BY contract_id HAVING sum(stated_price) <> sum(allocated)",
+    );
+    assert_eq!(unbalanced, Vec::<Vec<String>>::new());
+}
+
+#[test]
+fn contract_billings_and_the_deferred_roll_forward_match() {
+    let out = revenue_out();
+    let billings = money_rows(
+        &out,
+        "SELECT billing_id, contract_id, customer_id, currency, billed_on, amount, tax, total, \
+                modification_id FROM contract_billings ORDER BY billing_id",
+        3,
+        &[5, 6, 7],
+    );
+    assert_eq!(billings, read_csv(&expected("contract_billings.csv")));
+    let roll_forward = money_rows(
+        &out,
+        "SELECT month, currency, account, opening, billed, recognised, closing \
+         FROM deferred_revenue ORDER BY month, currency, account",
+        1,
+        &[3, 4, 5, 6],
+    );
+    assert_eq!(roll_forward, read_csv(&expected("deferred_revenue.csv")));
+}
+
+#[test]
+fn bad_contract_rows_are_rejected_with_file_row_and_reason() {
+    let rejects = rows(
+        &revenue_out(),
+        "SELECT source_file, row_number, \"column\", code, reason FROM rejects",
+    );
+    let expected: Vec<Vec<String>> = [
+        [
+            "orders/orders.csv",
+            "9",
+            "contract_id",
+            "invalid_contract",
+            "contract `K-BAD` is not recognised: no SSP for product `GIZ` in USD on 2026-10-05 (add it to ssp or products.ssp)",
+        ],
+        [
+            "orders/orders.csv",
+            "10",
+            "customer_id",
+            "unknown_reference",
+            "customer `R999` is not in customers",
+        ],
+        [
+            "carve_rules/carve_rules.csv",
+            "3",
+            "to_product_id",
+            "invalid_contract",
+            "give exactly one of `to_product_id` and `to_account`",
+        ],
+    ]
+    .iter()
+    .map(|r| r.iter().map(|c| (*c).to_string()).collect())
+    .collect();
+    assert_eq!(rejects, expected);
+}
+
+/// `account → currency → balance` from `hledger balance --flat -O csv`.
+fn hledger_balances(csv_text: &str) -> BTreeMap<String, BTreeMap<String, Decimal>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(csv_text.as_bytes());
+    let mut out: BTreeMap<String, BTreeMap<String, Decimal>> = BTreeMap::new();
+    for record in reader.records() {
+        let record = record.unwrap();
+        let account = record[0].to_string();
+        if account == "total" {
+            continue;
+        }
+        for amount in record[1].split(", ") {
+            let (number, currency) = amount.split_once(' ').unwrap();
+            out.entry(account.clone())
+                .or_default()
+                .insert(currency.to_string(), number.parse().unwrap());
+        }
+    }
+    out
+}
+
+#[test]
+fn the_journal_balances_and_ties_out_with_hledger() {
+    let out = revenue_out();
+    // Every entry balances.
+    let unbalanced = rows(
+        &out,
+        "SELECT entry_id FROM journal GROUP BY entry_id HAVING sum(debit) <> sum(credit)",
+    );
+    assert_eq!(unbalanced, Vec::<Vec<String>>::new());
+
+    let journal = out.join("journal.ledger");
+    let f = |s: &str| std::ffi::OsString::from(s);
+    let Some(_) = hledger(&[&f("-f"), journal.as_os_str(), &f("check"), &f("--strict")]) else {
+        return;
+    };
+    let text = hledger(&[
+        &f("-f"),
+        journal.as_os_str(),
+        &f("balance"),
+        &f("--flat"),
+        &f("-O"),
+        &f("csv"),
+    ])
+    .unwrap();
+    let hledger = hledger_balances(&text);
+
+    // hledger's balance of every account equals billrun's trial balance.
+    let trial: Vec<Vec<String>> = rows(
+        &out,
+        "SELECT account, currency, sum(debit) - sum(credit) FROM journal \
+         GROUP BY account, currency HAVING sum(debit) <> sum(credit) ORDER BY account, currency",
+    );
+    let mut billrun_balances: BTreeMap<String, BTreeMap<String, Decimal>> = BTreeMap::new();
+    for r in &trial {
+        billrun_balances
+            .entry(r[0].clone())
+            .or_default()
+            .insert(r[1].clone(), r[2].parse::<Decimal>().unwrap().normalize());
+    }
+    let normalized: BTreeMap<String, BTreeMap<String, Decimal>> = hledger
+        .iter()
+        .map(|(a, m)| {
+            (
+                a.clone(),
+                m.iter().map(|(c, v)| (c.clone(), v.normalize())).collect(),
+            )
+        })
+        .filter(|(_, m): &(String, BTreeMap<String, Decimal>)| m.values().any(|v| !v.is_zero()))
+        .collect();
+    assert_eq!(normalized, billrun_balances);
+
+    // Deferred revenue: each account's balance is minus the roll-forward's closing.
+    let closing = rows(
+        &out,
+        "SELECT account, currency, closing FROM deferred_revenue \
+         WHERE month = DATE '2026-10-01' ORDER BY account, currency",
+    );
+    assert_eq!(closing.len(), 4);
+    for r in &closing {
+        let expected_balance = -r[2].parse::<Decimal>().unwrap();
+        assert_eq!(
+            hledger[&r[0]][&r[1]].normalize(),
+            expected_balance.normalize(),
+            "{} {}",
+            r[0],
+            r[1]
+        );
+    }
+
+    // Receivable = invoices + contract billings of the month − payments of the month
+    // (invoice totals are already net of the credit memos they apply).
+    let receivable = rows(
+        &out,
+        "SELECT currency, sum(amount) FROM ( \
+           SELECT currency, total AS amount FROM invoices \
+           UNION ALL SELECT currency, total FROM contract_billings \
+             WHERE billed_on >= DATE '2026-10-01' AND billed_on < DATE '2026-11-01' \
+           UNION ALL SELECT currency, -credit FROM journal \
+             WHERE account = 'assets:receivable' AND entry_id LIKE 'JE-P-%') \
+         GROUP BY currency ORDER BY currency",
+    );
+    assert_eq!(
+        receivable
+            .iter()
+            .map(|r| (r[0].clone(), money(&r[1], &r[0])))
+            .collect::<Vec<_>>(),
+        [
+            ("EUR".to_string(), "0.00".to_string()),
+            ("USD".to_string(), "5.00".to_string())
+        ]
+    );
+    // Hand-checked (HAND-CHECK.md): the balances hledger reports.
+    let d = |s: &str| s.parse::<Decimal>().unwrap();
+    assert_eq!(hledger["assets:receivable"]["USD"], d("5.00"));
+    assert_eq!(
+        hledger["liabilities:deferred revenue"]["USD"],
+        d("-500.55")
+    );
+    assert_eq!(
+        hledger["liabilities:deferred revenue:2410"]["EUR"],
+        d("-1096.51")
+    );
+    assert_eq!(hledger["revenue:4000"]["USD"], d("-1720.00"));
+    // CM-1 was issued (credit 3.00) and applied on R002's invoice (debit 3.00).
+    assert!(!billrun_balances.contains_key("liabilities:customer credits"));
+    assert_eq!(hledger["revenue:credit memos"]["USD"], d("3.00"));
+}
+
+#[test]
+fn the_reports_print_from_the_command_line() {
+    let out = revenue_out();
+    let report = |which: &str| {
+        let output = billrun(&[
+            "report",
+            which,
+            "--out",
+            out.to_str().unwrap(),
+            "--format",
+            "csv",
+        ]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let deferred = report("deferred-revenue");
+    assert!(deferred.starts_with("month,currency,account,opening,billed,recognised,closing\n"));
+    assert!(
+        deferred.contains(
+            "2026-10-01,USD,liabilities:deferred revenue,1602.4700,720.0000,1821.9200,500.5500"
+        ),
+        "{deferred}"
+    );
+    let waterfall = report("revenue-waterfall");
+    let header = waterfall.lines().next().unwrap();
+    assert!(header.starts_with("booked_month,currency,2026-01,"), "{header}");
+    assert!(header.ends_with(",2027-09,total"), "{header}");
+    // The bundle booked in October 2026: 720 + 23.78 + 67.39 recognised that month.
+    let bundle = waterfall
+        .lines()
+        .find(|l| l.starts_with("2026-10-01,USD,"))
+        .unwrap();
+    assert!(bundle.contains(",811.1700,"), "{bundle}");
+    assert!(bundle.ends_with(",1200.0000"), "{bundle}");
+    let trial = report("trial-balance");
+    assert!(
+        trial.contains("assets:receivable,USD,1325.0000,1320.0000,5.0000"),
+        "{trial}"
+    );
+}
