@@ -315,10 +315,7 @@ fn the_journal_balances_and_ties_out_with_hledger() {
     // Hand-checked (HAND-CHECK.md): the balances hledger reports.
     let d = |s: &str| s.parse::<Decimal>().unwrap();
     assert_eq!(hledger["assets:receivable"]["USD"], d("5.00"));
-    assert_eq!(
-        hledger["liabilities:deferred revenue"]["USD"],
-        d("-500.55")
-    );
+    assert_eq!(hledger["liabilities:deferred revenue"]["USD"], d("-500.55"));
     assert_eq!(
         hledger["liabilities:deferred revenue:2410"]["EUR"],
         d("-1096.51")
@@ -358,7 +355,10 @@ fn the_reports_print_from_the_command_line() {
     );
     let waterfall = report("revenue-waterfall");
     let header = waterfall.lines().next().unwrap();
-    assert!(header.starts_with("booked_month,currency,2026-01,"), "{header}");
+    assert!(
+        header.starts_with("booked_month,currency,2026-01,"),
+        "{header}"
+    );
     assert!(header.ends_with(",2027-09,total"), "{header}");
     // The bundle booked in October 2026: 720 + 23.78 + 67.39 recognised that month.
     let bundle = waterfall

@@ -10,8 +10,11 @@
 //!    window and rating segment, and the engine's attribution kernel, registered as the
 //!    window UDF `attribute_charge`, prices each (subscription, product, period);
 //! 4. [`invoice`] turns rated totals, flat fees, discounts, minimums, tax and credits into
-//!    invoices with the engine's `compose_invoice`;
-//! 5. [`journal`] books every invoice as a balanced journal entry;
+//!    invoices with the engine's `compose_invoice`; then
+//!    [`revenue`] allocates contracts (orders) by SSP, applies carves, and spreads each
+//!    obligation into a monthly revenue schedule (ASC 606 / IFRS 15);
+//! 5. [`journal`] books invoices, credit memos, payments, contract billing and
+//!    recognition as balanced journal entries;
 //! 6. [`write`] writes Parquet and the plain-text journal to a staging folder and
 //!    publishes it atomically with a manifest.
 //!
