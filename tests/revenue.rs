@@ -373,3 +373,77 @@ fn the_reports_print_from_the_command_line() {
         "{trial}"
     );
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn gl_references_are_checked_against_the_chart_of_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    copy_dir(&revenue_input(), &data);
+    let policies = data.join("rev_policies/rev_policies.csv");
+    let mut text = std::fs::read_to_string(&policies).unwrap();
+    // 9999 is not in the chart; 2410 is a liability, not a revenue account.
+    text.push_str("GIZ,point_in_time,9999,\n");
+    std::fs::write(&policies, text).unwrap();
+    let carves = data.join("carve_rules/carve_rules.csv");
+    let mut text = std::fs::read_to_string(&carves).unwrap();
+    text.push_str("CR-3,,LIC,,2410,5,,\n");
+    std::fs::write(&carves, text).unwrap();
+    let out = dir.path().join("out");
+    runtime()
+        .block_on(run_bill(RunOptions {
+            data: data.to_string_lossy().into_owned(),
+            out: out.clone(),
+            period: BillingMonth::parse("2026-10").unwrap(),
+            threads: Some(1),
+            carve_order: CarveOrder::AllocateThenCarve,
+            progress: Progress::hidden(),
+        }))
+        .unwrap();
+    let rejects = rows(
+        &out,
+        "SELECT source_file, row_number, \"column\", code, reason FROM rejects \
+         WHERE code = 'unknown_reference' AND source_file <> 'orders/orders.csv' \
+         ORDER BY source_file, row_number",
+    );
+    assert_eq!(
+        rejects,
+        [
+            [
+                "carve_rules/carve_rules.csv",
+                "4",
+                "to_account",
+                "unknown_reference",
+                "GL account `2410` (Deferred revenue - support) is a liability account, not a revenue account"
+            ],
+            [
+                "rev_policies/rev_policies.csv",
+                "7",
+                "deferral_account",
+                "unknown_reference",
+                "GL account `9999` is not in gl_accounts"
+            ],
+        ]
+        .iter()
+        .map(|r| r.iter().map(|c| (*c).to_string()).collect::<Vec<_>>())
+        .collect::<Vec<_>>()
+    );
+    // The journal declares the chart's accounts with their hledger types.
+    let ledger = std::fs::read_to_string(out.join("journal.ledger")).unwrap();
+    assert!(ledger.contains("account revenue:4100  ; type:R, gl:Support revenue\n"));
+    assert!(ledger.contains(
+        "account liabilities:deferred revenue:2410  ; type:L, gl:Deferred revenue - support\n"
+    ));
+}

@@ -366,7 +366,8 @@ fn master_columns(table: Table, world: &World) -> Vec<ArrayRef> {
         | Table::CarveRules
         | Table::Conditions
         | Table::Modifications
-        | Table::Payments => unreachable!("the generator writes only Table::ALL"),
+        | Table::Payments
+        | Table::GlAccounts => unreachable!("the generator writes only Table::ALL"),
     }
 }
 

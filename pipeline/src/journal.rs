@@ -169,6 +169,82 @@ pub fn journal_entries(catalog: &Catalog, invoices: &[InvoiceRecord]) -> Result<
     Ok(entries)
 }
 
+/// One account of the general ledger's chart (`gl_accounts`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlAccount {
+    pub name: String,
+    /// `asset`, `liability`, `equity`, `revenue` or `expense`.
+    pub kind: String,
+}
+
+/// The chart of accounts: GL numbers (or codes) with their names and types. Empty when
+/// the dataset has no `gl_accounts`, and then nothing is checked against it.
+#[derive(Debug, Clone, Default)]
+pub struct GlChart {
+    accounts: BTreeMap<String, GlAccount>,
+}
+
+impl GlChart {
+    /// Reads `gl_accounts`; a repeated GL account is rejected.
+    pub fn build(table: &LoadedTable, file_names: &[String]) -> (GlChart, Vec<Reject>) {
+        let mut chart = GlChart::default();
+        let mut rejects = Vec::new();
+        for row in rows(table) {
+            let id = row.req("gl_account");
+            if chart.accounts.contains_key(&id) {
+                rejects.push(Reject {
+                    table: Table::GlAccounts,
+                    source_file: file_names
+                        .get(row.file_index())
+                        .cloned()
+                        .unwrap_or_default(),
+                    row_number: Some(row.row_number()),
+                    column: Some("gl_account".to_string()),
+                    code: RejectCode::DuplicateKey,
+                    reason: format!(
+                        "`gl_account` `{id}` appears more than once; the first row is kept"
+                    ),
+                    raw: RowRenderer::new(row.batch).row(row.row),
+                });
+                continue;
+            }
+            chart.accounts.insert(
+                id,
+                GlAccount {
+                    name: row.req("name"),
+                    kind: row.req("type"),
+                },
+            );
+        }
+        (chart, rejects)
+    }
+
+    /// Checks a GL reference given in an input (a bare number or code, not an hledger
+    /// name with `:`) against the chart: it must be listed with type `kind`. Always
+    /// passes when the dataset has no chart.
+    ///
+    /// # Errors
+    /// Why the reference is not acceptable, in words for `rejects.reason`.
+    pub fn check(&self, given: &str, kind: &str) -> std::result::Result<(), String> {
+        if self.accounts.is_empty() || given.contains(':') {
+            return Ok(());
+        }
+        match self.accounts.get(given.trim()) {
+            None => Err(format!("GL account `{given}` is not in gl_accounts")),
+            Some(a) if a.kind != kind => Err(format!(
+                "GL account `{given}` ({}) is a {} account, not a {kind} account",
+                a.name, a.kind
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// The chart entry of an hledger account whose last component is a GL account.
+    fn of(&self, account: &str) -> Option<&GlAccount> {
+        self.accounts.get(account.rsplit(':').next()?)
+    }
+}
+
 /// A payment received, checked against the catalog.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Payment {
@@ -353,7 +429,7 @@ pub fn journal_batch(entries: &[JournalEntry]) -> Result<RecordBatch> {
 
 /// The entries as a plain-text double-entry journal (hledger / ledger format) that
 /// declares its commodities and accounts, so `hledger check --strict` accepts it.
-pub fn hledger_journal(entries: &[JournalEntry], header: &str) -> String {
+pub fn hledger_journal(entries: &[JournalEntry], header: &str, chart: &GlChart) -> String {
     let mut out = String::new();
     for line in header.lines() {
         let _ = writeln!(out, "; {line}");
@@ -373,7 +449,23 @@ pub fn hledger_journal(entries: &[JournalEntry], header: &str) -> String {
         .collect();
     out.push('\n');
     for account in &accounts {
-        let _ = writeln!(out, "account {account}");
+        match chart.of(account) {
+            // hledger's account types: Asset, Liability, Equity, Revenue, eXpense.
+            Some(gl) => {
+                let kind = match gl.kind.as_str() {
+                    "asset" => "A",
+                    "liability" => "L",
+                    "equity" => "E",
+                    "revenue" => "R",
+                    _ => "X",
+                };
+                let name = gl.name.replace([',', ';'], " ");
+                let _ = writeln!(out, "account {account}  ; type:{kind}, gl:{name}");
+            }
+            None => {
+                let _ = writeln!(out, "account {account}");
+            }
+        }
     }
     for entry in entries {
         let minor = minor_units(&entry.currency).unwrap_or(2) as usize;

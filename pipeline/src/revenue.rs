@@ -34,7 +34,7 @@ use rust_decimal::Decimal;
 use crate::catalog::{Catalog, RowView, rows};
 use crate::error::{PipelineError, Result};
 use crate::invoice::invoice_id;
-use crate::journal::{JournalEntry, Posting, accounts, hledger_account, revenue_account};
+use crate::journal::{GlChart, JournalEntry, Posting, accounts, hledger_account, revenue_account};
 use crate::load::{LoadedTable, Reject};
 use crate::write::{date_array, money_array, quantity_array};
 
@@ -50,6 +50,11 @@ pub struct AccountingTables<'a> {
     pub carve_rules: &'a LoadedTable,
     pub conditions: &'a LoadedTable,
     pub modifications: &'a LoadedTable,
+}
+
+/// Checks a policy's or carve's GL reference against the chart.
+fn gl_problem(chart: &GlChart, given: Option<&str>, kind: &str) -> Option<String> {
+    given.and_then(|g| chart.check(g, kind).err())
 }
 
 /// Where a row came from, to reject it later with its file, row and content.
@@ -206,6 +211,7 @@ impl ContractBook {
     pub fn build(
         catalog: &Catalog,
         tables: &AccountingTables<'_>,
+        chart: &GlChart,
         file_names: &[String],
     ) -> (ContractBook, Vec<Reject>) {
         let mut book = ContractBook::default();
@@ -233,6 +239,21 @@ impl ContractBook {
                     format!(
                         "`product_id` `{product_id}` appears more than once; the first row is kept"
                     ),
+                ));
+                continue;
+            }
+            let gl = gl_problem(chart, row.text("deferral_account").as_deref(), "liability")
+                .map(|why| ("deferral_account", why))
+                .or_else(|| {
+                    gl_problem(chart, row.text("revenue_account").as_deref(), "revenue")
+                        .map(|why| ("revenue_account", why))
+                });
+            if let Some((column, why)) = gl {
+                rejects.push(at.reject(
+                    Table::RevPolicies,
+                    Some(column),
+                    RejectCode::UnknownReference,
+                    why,
                 ));
                 continue;
             }
@@ -555,6 +576,11 @@ impl ContractBook {
             };
             let to = match (row.text("to_product_id"), row.text("to_account")) {
                 (Some(p), None) => Ok(CarveTo::Product(p)),
+                (None, Some(a)) if chart.check(&a, "revenue").is_err() => Err(reject(
+                    "to_account",
+                    RejectCode::UnknownReference,
+                    &chart.check(&a, "revenue").err().unwrap_or_default(),
+                )),
                 (None, Some(a)) => Ok(CarveTo::Account(named_revenue_account(&a))),
                 _ => Err(reject(
                     "to_product_id",

@@ -24,7 +24,8 @@ use crate::dataset::Dataset;
 use crate::error::{PipelineError, Result};
 use crate::invoice::{UsageTotals, build_invoices};
 use crate::journal::{
-    credit_memo_entries, hledger_journal, journal_batch, journal_entries, payment_entries, payments,
+    GlChart, credit_memo_entries, hledger_journal, journal_batch, journal_entries, payment_entries,
+    payments,
 };
 use crate::load::{InputRecord, LoadedTable, Reject, load_table};
 use crate::progress::Progress;
@@ -149,7 +150,8 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         credit_memos: &loaded[&Table::CreditMemos],
     };
     let (catalog, catalog_rejects) = build_catalog(&master, &file_names);
-    let (contracts, contract_rejects) = ContractBook::build(
+    let (chart, chart_rejects) = GlChart::build(&loaded[&Table::GlAccounts], &file_names);
+    let (contracts, mut contract_rejects) = ContractBook::build(
         &catalog,
         &AccountingTables {
             orders: &loaded[&Table::Orders],
@@ -159,8 +161,10 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
             conditions: &loaded[&Table::Conditions],
             modifications: &loaded[&Table::Modifications],
         },
+        &chart,
         &file_names,
     );
+    contract_rejects.extend(chart_rejects);
     let (payments, payment_rejects) = payments(&catalog, &loaded[&Table::Payments], &file_names);
     let windows = customer_windows(&catalog, options.period)?;
     clock.lap("validate");
@@ -316,7 +320,7 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
     );
     outputs.push(staging.write_file(
         "journal.ledger",
-        hledger_journal(&entries, &header).as_bytes(),
+        hledger_journal(&entries, &header, &chart).as_bytes(),
     )?);
     clock.lap("write");
 

@@ -24,6 +24,7 @@ pub enum Table {
     Conditions,
     Modifications,
     Payments,
+    GlAccounts,
 }
 
 impl Table {
@@ -56,13 +57,14 @@ impl Table {
             Table::Conditions => "conditions",
             Table::Modifications => "modifications",
             Table::Payments => "payments",
+            Table::GlAccounts => "gl_accounts",
         }
     }
 
     /// The tables of revenue recognition and the ledger (contracts from orders, their
     /// SSPs, policies, carves, conditions and modifications, and payments). All optional:
     /// a dataset without them bills as before.
-    pub const ACCOUNTING: [Table; 7] = [
+    pub const ACCOUNTING: [Table; 8] = [
         Table::Orders,
         Table::Ssp,
         Table::RevPolicies,
@@ -70,6 +72,7 @@ impl Table {
         Table::Conditions,
         Table::Modifications,
         Table::Payments,
+        Table::GlAccounts,
     ];
 
     /// Every table of the contract: [`Table::ALL`] then [`Table::ACCOUNTING`].
@@ -347,6 +350,19 @@ impl Table {
                 ];
                 COLUMNS
             }
+            Table::GlAccounts => {
+                const COLUMNS: &[ColumnSpec] = &[
+                    ColumnSpec::required("gl_account", Id),
+                    ColumnSpec::required("name", Text),
+                    ColumnSpec::required(
+                        "type",
+                        Enum {
+                            values: &["asset", "liability", "equity", "revenue", "expense"],
+                        },
+                    ),
+                ];
+                COLUMNS
+            }
         }
     }
 
@@ -483,7 +499,7 @@ mod tests {
         for t in Table::every() {
             assert_eq!(Table::from_name(t.name()), Some(t));
         }
-        assert_eq!(Table::every().count(), 14);
+        assert_eq!(Table::every().count(), 15);
         assert_eq!(Table::from_name("order"), None);
     }
 
