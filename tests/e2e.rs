@@ -12,7 +12,7 @@ use billrun_engine::BillingMonth;
 use billrun_pipeline::{Manifest, Progress, RunOptions, run_bill};
 
 mod common;
-use common::{billrun, money, plain, read_csv, rows, runtime};
+use common::{billrun, copy_dir, money, plain, read_csv, rows, runtime};
 
 fn sample_input() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data-samples/sample/input")
@@ -340,19 +340,6 @@ fn run_err(data: &Path, out: &Path) -> String {
         }))
         .unwrap_err();
     err.to_string()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]

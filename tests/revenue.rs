@@ -11,7 +11,7 @@ use billrun_pipeline::{Progress, RunOptions, run_bill};
 use rust_decimal::Decimal;
 
 mod common;
-use common::{billrun, hledger, money, read_csv, rows, runtime};
+use common::{billrun, copy_dir, hledger, money, read_csv, rows, runtime};
 
 fn revenue_input() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data-samples/revenue/input")
@@ -372,19 +372,6 @@ fn the_reports_print_from_the_command_line() {
         trial.contains("assets:receivable,USD,1325.0000,1320.0000,5.0000"),
         "{trial}"
     );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -334,10 +334,7 @@ pub fn payment_entries(
         .iter()
         .filter(|p| from <= p.paid_on && p.paid_on < to)
         .map(|p| {
-            let mut e = EntryBuilder::default();
-            e.debit(accounts::CASH, p.amount);
-            e.credit(accounts::RECEIVABLE, p.amount);
-            e.finish(
+            EntryBuilder::transfer(accounts::CASH, accounts::RECEIVABLE, p.amount).finish(
                 format!("JE-{}", p.payment_id),
                 p.paid_on,
                 &p.currency,
@@ -367,16 +364,14 @@ pub fn credit_memo_entries(
                 .is_some_and(|w| w.contains(m.issued_on))
         })
         .map(|m| {
-            let mut e = EntryBuilder::default();
-            e.debit(accounts::CREDIT_MEMOS, m.amount);
-            e.credit(accounts::CUSTOMER_CREDITS, m.amount);
-            e.finish(
-                format!("JE-{}", m.credit_memo_id),
-                m.issued_on,
-                &m.currency,
-                m.credit_memo_id.clone(),
-                format!("credit memo {} to {}", m.credit_memo_id, m.customer_id),
-            )
+            EntryBuilder::transfer(accounts::CREDIT_MEMOS, accounts::CUSTOMER_CREDITS, m.amount)
+                .finish(
+                    format!("JE-{}", m.credit_memo_id),
+                    m.issued_on,
+                    &m.currency,
+                    m.credit_memo_id.clone(),
+                    format!("credit memo {} to {}", m.credit_memo_id, m.customer_id),
+                )
         })
         .collect()
 }

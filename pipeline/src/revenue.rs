@@ -1562,6 +1562,14 @@ impl EntryBuilder {
         self.debit(account, -amount);
     }
 
+    /// A two-posting entry: `amount` from `credit` to `debit`.
+    pub(crate) fn transfer(debit: &str, credit: &str, amount: Decimal) -> Self {
+        let mut e = Self::default();
+        e.debit(debit, amount);
+        e.credit(credit, amount);
+        e
+    }
+
     pub(crate) fn finish(
         self,
         entry_id: String,

@@ -93,3 +93,17 @@ pub fn hledger(args: &[&std::ffi::OsStr]) -> Option<String> {
         }
     }
 }
+
+/// Copies a dataset folder, so a test can change one of its files.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
