@@ -27,6 +27,7 @@ pub mod dataset;
 pub mod error;
 pub mod invoice;
 pub mod journal;
+pub mod import;
 pub mod load;
 pub mod progress;
 pub mod query;
