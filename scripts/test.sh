@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-test-tools.sh
-# The journal test must not skip because hledger is missing.
+# Tests that need hledger or the S3 server must not skip in CI.
 export BILLRUN_REQUIRE_HLEDGER=1
+export BILLRUN_REQUIRE_S3=1
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

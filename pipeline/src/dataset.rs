@@ -19,7 +19,8 @@ pub enum FileFormat {
 }
 
 impl FileFormat {
-    fn from_name(name: &str) -> Option<Self> {
+    /// The format a file name's extension says (`.csv`, `.parquet`), if any.
+    pub fn from_name(name: &str) -> Option<Self> {
         let lower = name.to_ascii_lowercase();
         if lower.ends_with(".csv") {
             Some(FileFormat::Csv)
@@ -66,11 +67,17 @@ impl Dataset {
     /// [`PipelineError::DatasetLocation`] when the location cannot be resolved to a store.
     pub fn open(location: &str) -> Result<Self> {
         let url = location_url(location)?;
-        let (store, root) =
-            object_store::parse_url(&url).map_err(|e| PipelineError::DatasetLocation {
+        // Object-store settings (credentials, endpoint, region, allow_http) come from the
+        // environment, as `AWS_*` variables: never from job files or logs.
+        let settings = std::env::vars()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .filter(|(k, _)| k.starts_with("aws_"));
+        let (store, root) = object_store::parse_url_opts(&url, settings).map_err(|e| {
+            PipelineError::DatasetLocation {
                 location: location.to_string(),
                 reason: e.to_string(),
-            })?;
+            }
+        })?;
         Ok(Self {
             store: Arc::from(store),
             root,
@@ -118,6 +125,111 @@ impl Dataset {
     /// Object-store failures.
     pub async fn read(&self, file: &InputFile) -> Result<Bytes> {
         Ok(self.store.get(&file.location).await?.bytes().await?)
+    }
+
+    /// Opens a location that may not exist yet: a local folder is created first.
+    ///
+    /// # Errors
+    /// As [`Dataset::open`], and I/O creating the folder.
+    pub fn open_or_create(location: &str) -> Result<Self> {
+        if !location.contains("://") {
+            std::fs::create_dir_all(location)
+                .map_err(PipelineError::io(format!("creating {location}")))?;
+        }
+        Self::open(location)
+    }
+
+    /// The object at `relative` (a `/`-separated path below the root).
+    ///
+    /// # Errors
+    /// [`PipelineError::DatasetLocation`] when `relative` is not a valid object path
+    /// (for example a `..` segment).
+    pub fn path(&self, relative: &str) -> Result<Path> {
+        let full = if self.root.as_ref().is_empty() {
+            relative.to_string()
+        } else {
+            format!("{}/{relative}", self.root.as_ref())
+        };
+        Path::parse(&full).map_err(|e| PipelineError::DatasetLocation {
+            location: format!("{}/{relative}", self.location),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Every object below the root, with its path relative to the root and its size, in
+    /// name order.
+    ///
+    /// # Errors
+    /// Listing failures.
+    pub async fn list_all(&self) -> Result<Vec<(String, Path, u64)>> {
+        let mut metas: Vec<_> = self.store.list(Some(&self.root)).try_collect().await?;
+        metas.sort_by(|a, b| a.location.as_ref().cmp(b.location.as_ref()));
+        Ok(metas
+            .into_iter()
+            .map(|m| (relative_name(&self.root, &m.location), m.location, m.size))
+            .collect())
+    }
+
+    /// Reads the object at `location`.
+    ///
+    /// # Errors
+    /// Object-store failures.
+    pub async fn get(&self, location: &Path) -> Result<Bytes> {
+        Ok(self.store.get(location).await?.bytes().await?)
+    }
+
+    /// Whether an object exists at `location`.
+    ///
+    /// # Errors
+    /// Object-store failures other than "not found".
+    pub async fn exists(&self, location: &Path) -> Result<bool> {
+        match self.store.head(location).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes `bytes` at `location`, replacing what was there, in one step.
+    ///
+    /// # Errors
+    /// Object-store failures.
+    pub async fn put(&self, location: &Path, bytes: Bytes) -> Result<()> {
+        self.store.put(location, bytes.into()).await?;
+        Ok(())
+    }
+
+    /// Writes `bytes` at `location` only if nothing is there: `false` if something was.
+    ///
+    /// # Errors
+    /// Object-store failures.
+    pub async fn put_new(&self, location: &Path, bytes: Bytes) -> Result<bool> {
+        let options = object_store::PutOptions::from(object_store::PutMode::Create);
+        match self.store.put_opts(location, bytes.into(), options).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Moves an object (copy and delete where the store has no rename).
+    ///
+    /// # Errors
+    /// Object-store failures.
+    pub async fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        self.store.rename(from, to).await?;
+        Ok(())
+    }
+
+    /// Deletes an object; a missing object is not an error.
+    ///
+    /// # Errors
+    /// Object-store failures other than "not found".
+    pub async fn delete(&self, location: &Path) -> Result<()> {
+        match self.store.delete(location).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

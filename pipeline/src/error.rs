@@ -46,6 +46,11 @@ pub enum PipelineError {
     #[error("output directory `{}` exists and is not a billrun output (no manifest.json); refusing to replace it", path.display())]
     OutputNotOurs { path: PathBuf },
 
+    #[error(
+        "inbox `{inbox}` is being swept by another billrun (lock held: {holder}); wait for it to finish, or remove `_billrun/sweep.lock` if that sweep is dead"
+    )]
+    InboxLocked { inbox: String, holder: String },
+
     #[error("invalid option: {0}")]
     InvalidOption(String),
 

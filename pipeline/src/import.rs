@@ -8,13 +8,32 @@
 //! reason file beside it. Files are identified by content hash, so a file dropped twice or
 //! a sweep killed half-way and run again loads every row exactly once.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::compute::{cast, concat_batches};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use bytes::Bytes;
 use chrono::NaiveDate;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use parquet::arrow::ArrowWriter;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use billrun_schemas::Table;
 
+use crate::dataset::{Dataset, FileFormat, InputFile};
 use crate::error::{PipelineError, Result};
+use crate::load::{
+    CsvChunk, CsvChunks, DecodedFile, InputRecord, Reject, accept, decode_and_validate,
+    rejects_batch,
+};
 use crate::progress::Progress;
+use crate::write::writer_properties;
 
 /// Maps an upstream export onto a template with a SQL `SELECT` over a table named
 /// `source` (the file's columns, as text).
@@ -89,8 +108,618 @@ pub struct ImportSummary {
 /// The inbox or dataset cannot be reached, or another sweep holds the inbox's lock.
 /// Problems of single files are not errors: they are reported in the summary.
 pub async fn sweep(options: &ImportOptions) -> Result<ImportSummary> {
-    Err(PipelineError::InvalidOption(format!(
-        "import of {} into {} is not available in this build yet",
-        options.inbox, options.dataset
-    )))
+    let inbox = Dataset::open(&options.inbox)?;
+    let dataset = Dataset::open_or_create(&options.dataset)?;
+    let lock = SweepLock::acquire(&inbox).await?;
+    let result = sweep_locked(&inbox, &dataset, options).await;
+    // The lock goes whatever happened; a failed release is only worth a warning, since
+    // a stale lock is broken after LOCK_STALE_HOURS.
+    if let Err(e) = lock.release(&inbox).await {
+        tracing::warn!("could not release the inbox lock: {e}");
+    }
+    result
+}
+
+/// Folders of the inbox a sweep never reads from.
+const PROCESSED: &str = "processed";
+const FAILED: &str = "failed";
+/// The lock and other bookkeeping of billrun in an inbox.
+const BOOKKEEPING: &str = "_billrun";
+/// A lock older than this is left by a sweep that died; it is broken.
+const LOCK_STALE_HOURS: i64 = 6;
+
+/// Holds the inbox for one sweep at a time: an object created only if absent.
+struct SweepLock {
+    location: object_store::path::Path,
+}
+
+impl SweepLock {
+    async fn acquire(inbox: &Dataset) -> Result<Self> {
+        let location = inbox.path(&format!("{BOOKKEEPING}/sweep.lock"))?;
+        let now = chrono::Utc::now();
+        let holder = format!(
+            "{{\"pid\": {}, \"host\": \"{}\", \"since\": \"{}\"}}",
+            std::process::id(),
+            hostname(),
+            now.to_rfc3339()
+        );
+        for _ in 0..2 {
+            if inbox
+                .put_new(&location, Bytes::from(holder.clone()))
+                .await?
+            {
+                return Ok(Self { location });
+            }
+            let held = inbox.get(&location).await.unwrap_or_default();
+            let held = String::from_utf8_lossy(&held).into_owned();
+            let since = held
+                .split("\"since\": \"")
+                .nth(1)
+                .and_then(|s| s.split('"').next())
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
+            match since {
+                Some(t)
+                    if now.signed_duration_since(t) > chrono::Duration::hours(LOCK_STALE_HOURS) =>
+                {
+                    tracing::warn!("breaking a stale inbox lock held since {t}: {held}");
+                    inbox.delete(&location).await?;
+                }
+                _ => {
+                    return Err(PipelineError::InboxLocked {
+                        inbox: inbox.location.clone(),
+                        holder: held,
+                    });
+                }
+            }
+        }
+        Err(PipelineError::InboxLocked {
+            inbox: inbox.location.clone(),
+            holder: "another sweep (the lock came back while breaking it)".into(),
+        })
+    }
+
+    async fn release(self, inbox: &Dataset) -> Result<()> {
+        inbox.delete(&self.location).await
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".to_string())
+}
+
+/// Aborts the process at a named point when `BILLRUN_FAILPOINT` names it: how the fault
+/// tests kill a sweep half-way. Unset in normal use.
+fn failpoint(name: &str) {
+    if std::env::var("BILLRUN_FAILPOINT").is_ok_and(|v| v == name) {
+        eprintln!("billrun: failpoint {name}: aborting");
+        std::process::abort();
+    }
+}
+
+async fn sweep_locked(
+    inbox: &Dataset,
+    dataset: &Dataset,
+    options: &ImportOptions,
+) -> Result<ImportSummary> {
+    let mut summary = ImportSummary {
+        inbox: options.inbox.clone(),
+        dataset: options.dataset.clone(),
+        ..ImportSummary::default()
+    };
+    let files: Vec<(String, object_store::path::Path, u64)> = inbox
+        .list_all()
+        .await?
+        .into_iter()
+        .filter(|(name, _, _)| {
+            let first = name.split('/').next().unwrap_or_default();
+            !(first == PROCESSED
+                || first == FAILED
+                || first.starts_with('_')
+                || first.starts_with('.')
+                || name.rsplit('/').next().unwrap_or_default().starts_with('.'))
+        })
+        .collect();
+    let bar = options
+        .progress
+        .items("sweeping the inbox", files.len() as u64);
+    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+    for (name, location, size) in files {
+        let outcome = sweep_file(inbox, dataset, options, &name, &location, size).await?;
+        if let Some(table) = &outcome.0.table {
+            let entry = summary.rows_by_table.entry(table.clone()).or_default();
+            entry.0 += outcome.0.rows_loaded;
+            entry.1 += outcome.0.rows_rejected;
+        }
+        for reason in outcome.1 {
+            *reasons.entry(reason).or_default() += 1;
+        }
+        summary.files.push(outcome.0);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let mut reasons: Vec<(String, u64)> = reasons.into_iter().collect();
+    reasons.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    reasons.truncate(5);
+    summary.top_reject_reasons = reasons;
+    Ok(summary)
+}
+
+/// Which table a file is for, and how to read it.
+#[derive(Debug, Clone)]
+enum Source<'a> {
+    Template(Table),
+    Mapped(&'a Mapping),
+}
+
+impl Source<'_> {
+    fn table(&self) -> Table {
+        match self {
+            Source::Template(t) => *t,
+            Source::Mapped(m) => m.table,
+        }
+    }
+}
+
+/// Recognises a file's table: a mapping whose pattern matches, else the folder
+/// (`usage/x.csv`), else the start of the file name (`usage-2026-10.csv`).
+fn recognise<'a>(name: &str, mappings: &'a [Mapping]) -> Option<Source<'a>> {
+    if let Some(m) = mappings
+        .iter()
+        .find(|m| glob::Pattern::new(&m.file_pattern).is_ok_and(|p| p.matches(name)))
+    {
+        return Some(Source::Mapped(m));
+    }
+    let mut parts = name.split('/');
+    let first = parts.next().unwrap_or_default();
+    if parts.next().is_some()
+        && let Some(t) = Table::from_name(first)
+    {
+        return Some(Source::Template(t));
+    }
+    let file = name.rsplit('/').next().unwrap_or_default();
+    let stem = file.split_once('.').map_or(file, |(s, _)| s);
+    Table::every()
+        .filter(|t| {
+            stem == t.name()
+                || stem
+                    .strip_prefix(t.name())
+                    .is_some_and(|rest| rest.starts_with(['-', '_', '.']))
+        })
+        .max_by_key(|t| t.name().len())
+        .map(Source::Template)
+}
+
+/// A name safe to use below `processed/` and `failed/`: `..` can never address a
+/// folder above.
+fn safe_name(name: &str) -> String {
+    name.replace("..", "__")
+}
+
+async fn move_to(
+    inbox: &Dataset,
+    from: &object_store::path::Path,
+    folder: &str,
+    today: NaiveDate,
+    name: &str,
+) -> Result<String> {
+    let moved_to = format!("{folder}/{today}/{}", safe_name(name));
+    inbox.rename(from, &inbox.path(&moved_to)?).await?;
+    Ok(moved_to)
+}
+
+/// Sweeps one file; returns its outcome and the reasons of its rejected rows.
+async fn sweep_file(
+    inbox: &Dataset,
+    dataset: &Dataset,
+    options: &ImportOptions,
+    name: &str,
+    location: &object_store::path::Path,
+    size: u64,
+) -> Result<(FileOutcome, Vec<String>)> {
+    let mut outcome = FileOutcome {
+        file: name.to_string(),
+        table: None,
+        sha256: String::new(),
+        status: FileStatus::Failed,
+        rows_loaded: 0,
+        rows_rejected: 0,
+        reason: None,
+        moved_to: String::new(),
+    };
+    let today = options.today;
+    let fail = |mut outcome: FileOutcome, reason: String| async move {
+        tracing::warn!("{}: {reason}", outcome.file);
+        let moved_to = move_to(inbox, location, FAILED, today, &outcome.file).await?;
+        let reason_file = inbox.path(&format!("{moved_to}.reason.txt"))?;
+        inbox
+            .put(
+                &reason_file,
+                Bytes::from(format!("{}: {reason}\n", outcome.file)),
+            )
+            .await?;
+        outcome.reason = Some(reason);
+        outcome.moved_to = moved_to;
+        Ok::<_, PipelineError>((outcome, Vec::new()))
+    };
+
+    if name.contains("..") {
+        return fail(
+            outcome,
+            "the file name contains `..`; refused so that no name can address a path outside the inbox"
+                .to_string(),
+        )
+        .await;
+    }
+    let Some(source) = recognise(name, &options.mappings) else {
+        let known: Vec<&str> = Table::every().map(Table::name).collect();
+        return fail(
+            outcome,
+            format!(
+                "no table is named by its folder or file name; put it in `<table>/` or name it `<table>-….csv` (tables: {})",
+                known.join(", ")
+            ),
+        )
+        .await;
+    };
+    let table = source.table();
+    outcome.table = Some(table.name().to_string());
+    let Some(format) = FileFormat::from_name(name) else {
+        return fail(outcome, "not a .csv or .parquet file".to_string()).await;
+    };
+    if size == 0 {
+        return fail(outcome, "the file is empty (0 bytes)".to_string()).await;
+    }
+    let bytes = inbox.get(location).await?;
+    let sha = hex::encode(Sha256::digest(&bytes));
+    outcome.sha256 = sha.clone();
+    if format == FileFormat::Csv {
+        let data = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+        if let Err(e) = std::str::from_utf8(data) {
+            return fail(
+                outcome,
+                format!(
+                    "not UTF-8 text (invalid byte at offset {}); export the file as UTF-8",
+                    e.valid_up_to()
+                ),
+            )
+            .await;
+        }
+    }
+
+    // Exactly once: a file whose content was loaded before loads nothing again.
+    let marker = dataset.path(&format!("_imports/{sha}.json"))?;
+    if dataset.exists(&marker).await? {
+        outcome.status = FileStatus::AlreadyLoaded;
+        outcome.moved_to = move_to(inbox, location, PROCESSED, today, name).await?;
+        return Ok((outcome, Vec::new()));
+    }
+
+    let file = InputFile {
+        table,
+        name: name.to_string(),
+        location: location.clone(),
+        format,
+        size,
+    };
+    let decoded = match &source {
+        Source::Template(_) => {
+            let bytes = bytes.clone();
+            let file = file.clone();
+            tokio::task::spawn_blocking(move || decode_and_validate(&file, bytes, 0))
+                .await
+                .map_err(|e| PipelineError::Internal(format!("decoder task failed: {e}")))?
+        }
+        Source::Mapped(mapping) => decode_mapped(&file, &bytes, mapping).await,
+    };
+    let decoded = match decoded {
+        Ok(d) => d,
+        Err(
+            e @ (PipelineError::Template { .. }
+            | PipelineError::UnreadableFile { .. }
+            | PipelineError::DataFusion(_)
+            | PipelineError::Arrow(_)),
+        ) => {
+            return fail(outcome, e.to_string()).await;
+        }
+        Err(e) => return Err(e),
+    };
+    outcome.rows_loaded = decoded.batches.iter().map(|b| b.num_rows() as u64).sum();
+    outcome.rows_rejected = decoded.rejects.len() as u64;
+    let reasons: Vec<String> = decoded
+        .rejects
+        .iter()
+        .map(|r| r.code.as_str().to_string())
+        .collect();
+
+    // Load: append (named by content, so a re-run rewrites the same file) or upsert.
+    let short = &sha[..16];
+    let rows = file_batches(table, &decoded.batches)?;
+    if table.is_transactional() {
+        if !rows.is_empty() {
+            // Named after the source file, so that file-name order (which decides the
+            // first of two duplicate events) stays the upstream system's order, and after
+            // the content, so that a re-run rewrites the same file.
+            let to = dataset.path(&format!("{}/{}-{short}.parquet", table.name(), stem(name)))?;
+            dataset
+                .put(&to, parquet_bytes(&file_schema(table), &rows)?)
+                .await?;
+        }
+    } else {
+        upsert(dataset, table, rows, today, short).await?;
+    }
+    if !decoded.rejects.is_empty() {
+        let to = dataset.path(&format!("_rejects/{}/import-{short}.parquet", table.name()))?;
+        let batch = rejects_batch(&decoded.rejects)?;
+        dataset
+            .put(&to, parquet_bytes(&batch.schema(), &[batch])?)
+            .await?;
+    }
+    failpoint("after_load");
+    let record = serde_json::json!({
+        "file": name,
+        "table": table.name(),
+        "sha256": sha,
+        "rows_loaded": outcome.rows_loaded,
+        "rows_rejected": outcome.rows_rejected,
+        "loaded_on": today.to_string(),
+    });
+    dataset
+        .put(&marker, Bytes::from(record.to_string()))
+        .await?;
+    failpoint("after_marker");
+    outcome.status = FileStatus::Loaded;
+    outcome.moved_to = move_to(inbox, location, PROCESSED, today, name).await?;
+    Ok((outcome, reasons))
+}
+
+/// A file's name without folders and extension, safe as part of an object name.
+fn stem(name: &str) -> String {
+    let file = name.rsplit('/').next().unwrap_or(name);
+    let stem = file.rsplit_once('.').map_or(file, |(s, _)| s);
+    safe_name(stem)
+}
+
+/// The schema of the files billrun writes into a dataset: the template's columns with
+/// their canonical types (no provenance columns).
+fn file_schema(table: Table) -> SchemaRef {
+    Arc::new(Schema::new(
+        table
+            .columns()
+            .iter()
+            .map(|c| Field::new(c.name, c.kind.data_type(), !c.required))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Validated batches without their provenance columns.
+fn file_batches(table: Table, batches: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
+    let schema = file_schema(table);
+    batches
+        .iter()
+        .map(|b| {
+            let columns: Vec<ArrayRef> = table
+                .columns()
+                .iter()
+                .map(|c| {
+                    b.column_by_name(c.name).cloned().ok_or_else(|| {
+                        PipelineError::Internal(format!("validated {table} lacks {}", c.name))
+                    })
+                })
+                .collect::<Result<_>>()?;
+            Ok(RecordBatch::try_new(Arc::clone(&schema), columns)?)
+        })
+        .collect()
+}
+
+fn parquet_bytes(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Bytes> {
+    let mut writer =
+        ArrowWriter::try_new(Vec::new(), Arc::clone(schema), Some(writer_properties()?))?;
+    for b in batches {
+        writer.write(b)?;
+    }
+    Ok(Bytes::from(writer.into_inner()?))
+}
+
+/// Upserts master data: the rows of `incoming` replace every current row with the same
+/// key; the table becomes one file `<table>/<table>.parquet`, and the version it replaces
+/// is kept under `_history/<table>/`.
+async fn upsert(
+    dataset: &Dataset,
+    table: Table,
+    incoming: Vec<RecordBatch>,
+    today: NaiveDate,
+    short_sha: &str,
+) -> Result<()> {
+    let schema = file_schema(table);
+    let mut current: Vec<RecordBatch> = Vec::new();
+    let existing = dataset.table_files(table).await?;
+    for (index, file) in existing.iter().enumerate() {
+        let bytes = dataset.read(file).await?;
+        let decoded = decode_and_validate(file, bytes, index as u32)?;
+        current.extend(file_batches(table, &decoded.batches)?);
+    }
+    let replaced: BTreeSet<String> = keys(table, &incoming)?.into_iter().collect();
+    let mut kept: Vec<RecordBatch> = Vec::new();
+    for batch in &current {
+        let batch_keys = keys(table, std::slice::from_ref(batch))?;
+        let keep: arrow::array::BooleanArray = batch_keys
+            .iter()
+            .map(|k| Some(!replaced.contains(k)))
+            .collect();
+        kept.push(arrow::compute::filter_record_batch(batch, &keep)?);
+    }
+    kept.extend(incoming);
+    let merged = concat_batches(&schema, &kept)?;
+    if !current.is_empty() {
+        let history = dataset.path(&format!(
+            "_history/{}/{today}-before-{short_sha}.parquet",
+            table.name()
+        ))?;
+        let previous = concat_batches(&schema, &current)?;
+        dataset
+            .put(&history, parquet_bytes(&schema, &[previous])?)
+            .await?;
+    }
+    let target_name = format!("{0}/{0}.parquet", table.name());
+    let target = dataset.path(&target_name)?;
+    dataset
+        .put(&target, parquet_bytes(&schema, &[merged])?)
+        .await?;
+    for file in existing {
+        if file.name != target_name {
+            dataset.delete(&file.location).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Each row's key (its key columns rendered and joined), for upserts.
+fn keys(table: Table, batches: &[RecordBatch]) -> Result<Vec<String>> {
+    let options = FormatOptions::default();
+    let mut out = Vec::new();
+    for batch in batches {
+        let formatters = table
+            .key_columns()
+            .iter()
+            .map(|k| {
+                let column = batch.column_by_name(k).ok_or_else(|| {
+                    PipelineError::Internal(format!("{table} lacks key column {k}"))
+                })?;
+                Ok(ArrayFormatter::try_new(column.as_ref(), &options)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for row in 0..batch.num_rows() {
+            let parts: Vec<String> = formatters
+                .iter()
+                .map(|f| f.value(row).to_string())
+                .collect();
+            out.push(parts.join("\u{1f}"));
+        }
+    }
+    Ok(out)
+}
+
+/// Reads an upstream export through its mapping: the file's rows as text in a table
+/// `source`, the mapping's SELECT over it, and the result validated as the template.
+/// Row numbers of rejects count the SELECT's output rows.
+async fn decode_mapped(file: &InputFile, bytes: &Bytes, mapping: &Mapping) -> Result<DecodedFile> {
+    if file.format != FileFormat::Csv {
+        return Err(PipelineError::UnreadableFile {
+            file: file.name.clone(),
+            format: "Parquet",
+            reason: format!("mapping `{}` reads CSV exports only", mapping.name),
+        });
+    }
+    let mut raw: Vec<RecordBatch> = Vec::new();
+    let mut out = DecodedFile {
+        record: InputRecord {
+            table: file.table.name().to_string(),
+            file: file.name.clone(),
+            bytes: bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(bytes)),
+            rows: 0,
+            rows_rejected: 0,
+        },
+        batches: Vec::new(),
+        rejects: Vec::new(),
+    };
+    let mut chunks = CsvChunks::new(file, bytes)?;
+    let mut line = 1_u64;
+    while let Some(chunk) = chunks.next_chunk()? {
+        match chunk {
+            CsvChunk::Rows(batch) => {
+                line += batch.num_rows() as u64;
+                raw.push(batch);
+            }
+            CsvChunk::Malformed { reason, raw } => {
+                out.rejects.push(Reject {
+                    table: file.table,
+                    source_file: file.name.clone(),
+                    row_number: Some(line),
+                    column: None,
+                    code: billrun_schemas::RejectCode::MalformedRow,
+                    reason,
+                    raw,
+                });
+                line += 1;
+            }
+        }
+    }
+    let Some(first) = raw.first() else {
+        return Ok(out);
+    };
+    let ctx = SessionContext::new();
+    ctx.register_table(
+        "source",
+        Arc::new(MemTable::try_new(first.schema(), vec![raw.clone()])?),
+    )?;
+    let mapped = ctx.sql(&mapping.sql).await?.collect().await?;
+    let mut next_row = 1_u64;
+    for batch in mapped {
+        // Validation reads text, as from a CSV: every mapped column is cast to Utf8.
+        let fields: Vec<Field> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), DataType::Utf8, true))
+            .collect();
+        let columns = batch
+            .columns()
+            .iter()
+            .map(|c| cast(c, &DataType::Utf8))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let text = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+        accept(file, 0, &text, &mut next_row, &mut out)?;
+    }
+    out.record.rows = next_row - 1;
+    Ok(out)
+}
+
+impl ImportSummary {
+    /// Files that failed as a whole.
+    pub fn failed_files(&self) -> usize {
+        self.files
+            .iter()
+            .filter(|f| f.status == FileStatus::Failed)
+            .count()
+    }
+
+    /// The summary as plain text, for the terminal and for mail.
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        let count = |s: FileStatus| self.files.iter().filter(|f| f.status == s).count();
+        let _ = writeln!(
+            out,
+            "import of {} into {}: {} files loaded, {} already loaded, {} failed",
+            self.inbox,
+            self.dataset,
+            count(FileStatus::Loaded),
+            count(FileStatus::AlreadyLoaded),
+            count(FileStatus::Failed)
+        );
+        for (table, (loaded, rejected)) in &self.rows_by_table {
+            let _ = writeln!(out, "  {table}: {loaded} rows loaded, {rejected} rejected");
+        }
+        for f in self.files.iter().filter(|f| f.status == FileStatus::Failed) {
+            let _ = writeln!(
+                out,
+                "  failed: {}: {}",
+                f.file,
+                f.reason.as_deref().unwrap_or_default()
+            );
+        }
+        if !self.top_reject_reasons.is_empty() {
+            let reasons: Vec<String> = self
+                .top_reject_reasons
+                .iter()
+                .map(|(r, n)| format!("{r} ({n})"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  most frequent reject reasons: {}",
+                reasons.join(", ")
+            );
+        }
+        out
+    }
 }

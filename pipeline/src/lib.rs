@@ -25,9 +25,9 @@
 pub mod catalog;
 pub mod dataset;
 pub mod error;
+pub mod import;
 pub mod invoice;
 pub mod journal;
-pub mod import;
 pub mod load;
 pub mod progress;
 pub mod query;

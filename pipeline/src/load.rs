@@ -5,8 +5,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, StringBuilder};
+use arrow::array::{ArrayRef, RecordBatch, StringArray, StringBuilder, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema};
+use billrun_schemas::outputs::OutputTable;
 use billrun_schemas::{RejectCode, Table, validate_batch};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -115,13 +116,17 @@ pub async fn load_table(
     Ok(loaded)
 }
 
-struct DecodedFile {
-    record: InputRecord,
-    batches: Vec<RecordBatch>,
-    rejects: Vec<Reject>,
+pub(crate) struct DecodedFile {
+    pub(crate) record: InputRecord,
+    pub(crate) batches: Vec<RecordBatch>,
+    pub(crate) rejects: Vec<Reject>,
 }
 
-fn decode_and_validate(file: &InputFile, bytes: Bytes, file_index: u32) -> Result<DecodedFile> {
+pub(crate) fn decode_and_validate(
+    file: &InputFile,
+    bytes: Bytes,
+    file_index: u32,
+) -> Result<DecodedFile> {
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let byte_count = bytes.len() as u64;
     let mut out = DecodedFile {
@@ -188,14 +193,14 @@ fn decode_and_validate(file: &InputFile, bytes: Bytes, file_index: u32) -> Resul
 
 /// A run of consecutive well-formed rows (all Utf8), or one malformed line. Runs end at
 /// a malformed line so that row numbers stay exact.
-enum CsvChunk {
+pub(crate) enum CsvChunk {
     Rows(RecordBatch),
     Malformed { reason: String, raw: String },
 }
 
 /// Validates one raw batch whose first row is data row `*next_row`, and moves the row
 /// counter past it.
-fn accept(
+pub(crate) fn accept(
     file: &InputFile,
     file_index: u32,
     raw: &RecordBatch,
@@ -227,7 +232,7 @@ fn accept(
 }
 
 /// Reads a CSV file in chunks of string columns, keeping malformed lines as rejects.
-struct CsvChunks<'a> {
+pub(crate) struct CsvChunks<'a> {
     reader: csv::Reader<&'a [u8]>,
     schema: Arc<Schema>,
     file: &'a InputFile,
@@ -236,7 +241,7 @@ struct CsvChunks<'a> {
 }
 
 impl<'a> CsvChunks<'a> {
-    fn new(file: &'a InputFile, bytes: &'a Bytes) -> Result<Self> {
+    pub(crate) fn new(file: &'a InputFile, bytes: &'a Bytes) -> Result<Self> {
         let data: &[u8] = bytes.as_ref();
         let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
         let mut reader = csv::ReaderBuilder::new()
@@ -269,7 +274,7 @@ impl<'a> CsvChunks<'a> {
         })
     }
 
-    fn next_chunk(&mut self) -> Result<Option<CsvChunk>> {
+    pub(crate) fn next_chunk(&mut self) -> Result<Option<CsvChunk>> {
         if let Some(pending) = self.pending.take() {
             return Ok(Some(pending));
         }
@@ -345,4 +350,35 @@ fn join_fields(record: &csv::ByteRecord) -> String {
         .map(|f| String::from_utf8_lossy(f).into_owned())
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// The `rejects` table of `rejects`, in the order given.
+///
+/// # Errors
+/// Arrow errors (none for well-formed rejects).
+pub fn rejects_batch(rejects: &[Reject]) -> Result<RecordBatch> {
+    Ok(RecordBatch::try_new(
+        OutputTable::Rejects.schema(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                rejects.iter().map(|r| &r.source_file),
+            )),
+            Arc::new(UInt64Array::from_iter(rejects.iter().map(|r| r.row_number))),
+            Arc::new(StringArray::from_iter(
+                rejects.iter().map(|r| r.column.as_deref()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rejects.iter().map(|r| &r.reason),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rejects.iter().map(|r| &r.raw),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rejects.iter().map(|r| r.table.name()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rejects.iter().map(|r| r.code.as_str()),
+            )),
+        ],
+    )?)
 }

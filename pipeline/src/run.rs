@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{Array, AsArray, RecordBatch, StringArray, UInt64Array};
+use arrow::array::{Array, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::Decimal128Type;
 use billrun_engine::{
     BillingMonth, CarveOrder, DateWindow, billing_window, decimal_from_i128_scaled,
@@ -27,7 +27,7 @@ use crate::journal::{
     GlChart, credit_memo_entries, hledger_journal, journal_batch, journal_entries, payment_entries,
     payments,
 };
-use crate::load::{InputRecord, LoadedTable, Reject, load_table};
+use crate::load::{InputRecord, LoadedTable, Reject, load_table, rejects_batch};
 use crate::progress::Progress;
 use crate::rate::{self, AttributeCharge};
 use crate::revenue::{AccountingTables, ConsumedUsage, ContractBook, RecognitionOptions};
@@ -465,31 +465,4 @@ impl TotalsBuilder {
             })
             .collect()
     }
-}
-
-fn rejects_batch(rejects: &[Reject]) -> Result<RecordBatch> {
-    Ok(RecordBatch::try_new(
-        OutputTable::Rejects.schema(),
-        vec![
-            Arc::new(StringArray::from_iter_values(
-                rejects.iter().map(|r| &r.source_file),
-            )),
-            Arc::new(UInt64Array::from_iter(rejects.iter().map(|r| r.row_number))),
-            Arc::new(StringArray::from_iter(
-                rejects.iter().map(|r| r.column.as_deref()),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                rejects.iter().map(|r| &r.reason),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                rejects.iter().map(|r| &r.raw),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                rejects.iter().map(|r| r.table.name()),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                rejects.iter().map(|r| r.code.as_str()),
-            )),
-        ],
-    )?)
 }

@@ -39,7 +39,7 @@ pub struct OutputRecord {
     pub sha256: String,
 }
 
-fn writer_properties() -> Result<WriterProperties> {
+pub(crate) fn writer_properties() -> Result<WriterProperties> {
     Ok(WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))

@@ -17,6 +17,7 @@
 //! [`QUANTITY_SCALE`], rated amounts at [`billrun_engine::AMOUNT_SCALE`], invoice money at
 //! [`MONEY_SCALE`].
 
+pub mod docs;
 pub mod outputs;
 pub mod templates;
 pub mod validate;

@@ -25,6 +25,8 @@ pub enum Table {
     Modifications,
     Payments,
     GlAccounts,
+    Contacts,
+    Salespeople,
 }
 
 impl Table {
@@ -58,6 +60,8 @@ impl Table {
             Table::Modifications => "modifications",
             Table::Payments => "payments",
             Table::GlAccounts => "gl_accounts",
+            Table::Contacts => "contacts",
+            Table::Salespeople => "salespeople",
         }
     }
 
@@ -75,9 +79,98 @@ impl Table {
         Table::GlAccounts,
     ];
 
-    /// Every table of the contract: [`Table::ALL`] then [`Table::ACCOUNTING`].
+    /// CRM reference data: who to talk to at a customer, and who sold to it. Optional;
+    /// validated and kept in the dataset, not used for money.
+    pub const CRM: [Table; 2] = [Table::Contacts, Table::Salespeople];
+
+    /// Every table of the contract: [`Table::ALL`], [`Table::ACCOUNTING`], [`Table::CRM`].
     pub fn every() -> impl Iterator<Item = Table> {
-        Table::ALL.into_iter().chain(Table::ACCOUNTING)
+        Table::ALL
+            .into_iter()
+            .chain(Table::ACCOUNTING)
+            .chain(Table::CRM)
+    }
+
+    /// What the table holds, in a sentence, for generated docs.
+    pub fn description(self) -> &'static str {
+        match self {
+            Table::Customers => {
+                "Who is billed: one row per customer, with its billing day and tax region."
+            }
+            Table::Products => {
+                "What is sold: usage, recurring and one-time products, with their revenue account and SSP."
+            }
+            Table::PricePlans => {
+                "How products are priced: one row per tier of each effective-dated plan version."
+            }
+            Table::Subscriptions => {
+                "Which customer is on which plan, from when to when, with seats, discount and commitment."
+            }
+            Table::Usage => {
+                "Metered events: one row per event, rated against the subscription active at its time."
+            }
+            Table::TaxRates => "Tax rate per region, effective-dated.",
+            Table::CreditMemos => {
+                "Credits granted to customers, applied to their invoices oldest first."
+            }
+            Table::Orders => {
+                "Contracts booked in CPQ: one row per order line (a performance obligation)."
+            }
+            Table::Ssp => "Standalone selling price per product and currency, effective-dated.",
+            Table::RevPolicies => {
+                "How each product's revenue is recognised, and the accounts it is booked to."
+            }
+            Table::CarveRules => {
+                "Moves a share of one obligation's revenue to another obligation or account."
+            }
+            Table::Conditions => {
+                "Conditions (such as acceptance) that hold an order's revenue until satisfied."
+            }
+            Table::Modifications => {
+                "Changes to an order line part-way through its service: extensions, cancellations."
+            }
+            Table::Payments => "Payments received from customers.",
+            Table::GlAccounts => "The chart of accounts: GL numbers with names and types.",
+            Table::Contacts => "People at a customer: billing contacts who receive invoices.",
+            Table::Salespeople => "Who sells: account owners, for reporting.",
+        }
+    }
+
+    /// Whether rows are appended on import (transactions) or upserted by key (master data).
+    pub fn is_transactional(self) -> bool {
+        matches!(
+            self,
+            Table::Usage
+                | Table::Orders
+                | Table::Payments
+                | Table::CreditMemos
+                | Table::Modifications
+        )
+    }
+
+    /// The columns that identify a row of master data, for upserts on import; empty for
+    /// transactional tables.
+    pub fn key_columns(self) -> &'static [&'static str] {
+        match self {
+            Table::Customers => &["customer_id"],
+            Table::Products => &["product_id"],
+            // A plan version is replaced as a whole: its tiers are its rows.
+            Table::PricePlans => &["plan_id", "effective_from"],
+            Table::Subscriptions => &["subscription_id"],
+            Table::TaxRates => &["tax_region", "effective_from"],
+            Table::Ssp => &["product_id", "currency", "effective_from"],
+            Table::RevPolicies => &["product_id"],
+            Table::CarveRules => &["rule_id"],
+            Table::Conditions => &["condition_id"],
+            Table::GlAccounts => &["gl_account"],
+            Table::Contacts => &["contact_id"],
+            Table::Salespeople => &["salesperson_id"],
+            Table::Usage
+            | Table::Orders
+            | Table::Payments
+            | Table::CreditMemos
+            | Table::Modifications => &[],
+        }
     }
 
     /// Looks a table up by its name.
@@ -363,6 +456,31 @@ impl Table {
                 ];
                 COLUMNS
             }
+            Table::Contacts => {
+                const COLUMNS: &[ColumnSpec] = &[
+                    ColumnSpec::required("contact_id", Id),
+                    ColumnSpec::required("customer_id", Id),
+                    ColumnSpec::required("name", Text),
+                    ColumnSpec::required("email", Text),
+                    ColumnSpec::optional(
+                        "role",
+                        Enum {
+                            values: &["billing", "technical", "executive", "other"],
+                        },
+                    ),
+                    ColumnSpec::optional("phone", Text),
+                ];
+                COLUMNS
+            }
+            Table::Salespeople => {
+                const COLUMNS: &[ColumnSpec] = &[
+                    ColumnSpec::required("salesperson_id", Id),
+                    ColumnSpec::required("name", Text),
+                    ColumnSpec::required("email", Text),
+                    ColumnSpec::optional("region", Text),
+                ];
+                COLUMNS
+            }
         }
     }
 
@@ -499,7 +617,7 @@ mod tests {
         for t in Table::every() {
             assert_eq!(Table::from_name(t.name()), Some(t));
         }
-        assert_eq!(Table::every().count(), 15);
+        assert_eq!(Table::every().count(), 17);
         assert_eq!(Table::from_name("order"), None);
     }
 
