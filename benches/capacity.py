@@ -108,7 +108,7 @@ def svg(rows: list, path: Path) -> None:
     import math
 
     w, h, pad = 420, 300, 60
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * w + 40}" height="{h + 90}" '
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * w + 40}" height="{h + 40}" '
            'font-family="sans-serif" font-size="11">', '<rect width="100%" height="100%" fill="white"/>']
     xs = sorted({r["events"] for r in rows})
     for panel, (key, title, unit, scale) in enumerate(
@@ -121,7 +121,7 @@ def svg(rows: list, path: Path) -> None:
         hi_x, hi_y = max(hi_x, lo_x + 1), max(hi_y, lo_y + 1)
         lo_y, hi_y = math.floor(lo_y), math.ceil(hi_y)
         px = lambda v: ox + pad + (math.log10(v) - lo_x) / (hi_x - lo_x) * (w - pad - 10)  # noqa: E731
-        py = lambda v: 30 + (h - 30) - (math.log10(v) - lo_y) / (hi_y - lo_y) * (h - 60)  # noqa: E731
+        py = lambda v: 30 + (h - 60) - (math.log10(v) - lo_y) / (hi_y - lo_y) * (h - 60)  # noqa: E731
         out.append(f'<text x="{ox + w / 2}" y="18" text-anchor="middle" font-size="13">'
                    f'{title} ({unit}) vs events, log-log</text>')
         out.append(f'<rect x="{ox + pad}" y="30" width="{w - pad - 10}" height="{h - 60}" '
@@ -131,7 +131,7 @@ def svg(rows: list, path: Path) -> None:
             out.append(f'<line x1="{ox + pad}" x2="{ox + w - 10}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>')
             out.append(f'<text x="{ox + pad - 4}" y="{y + 4:.1f}" text-anchor="end">{10**e:g}</text>')
         for x in xs:
-            out.append(f'<text x="{px(x):.1f}" y="{h + 12}" text-anchor="middle">{label(x)}</text>')
+            out.append(f'<text x="{px(x):.1f}" y="{h - 15}" text-anchor="middle">{label(x)}</text>')
         for i, engine in enumerate(engines):
             pts = sorted((r["events"], r[key] / scale) for r in rows if r["engine"] == engine)
             colour = colours[i % len(colours)]
@@ -141,8 +141,8 @@ def svg(rows: list, path: Path) -> None:
                 out.append(f'<circle cx="{px(x):.1f}" cy="{py(v):.1f}" r="3" fill="{colour}"/>')
     for i, engine in enumerate(engines):
         x = 20 + pad + i * 130
-        out.append(f'<rect x="{x}" y="{h + 40}" width="12" height="12" fill="{colours[i % len(colours)]}"/>')
-        out.append(f'<text x="{x + 16}" y="{h + 50}">{engine}</text>')
+        out.append(f'<rect x="{x}" y="{h + 10}" width="12" height="12" fill="{colours[i % len(colours)]}"/>')
+        out.append(f'<text x="{x + 16}" y="{h + 20}">{engine}</text>')
     out.append("</svg>")
     path.write_text("\n".join(out) + "\n")
 

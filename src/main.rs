@@ -42,6 +42,11 @@ enum Command {
         /// Worker threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
+        /// Memory the query engine may use before sorts, joins and aggregates spill to
+        /// disk: bytes, or with a K, M, G or T suffix (powers of 1024). Default: a
+        /// quarter of the machine's memory.
+        #[arg(long, value_parser = parse_bytes)]
+        memory_limit: Option<usize>,
     },
     /// Write a synthetic dataset with skewed usage, every pricing model and a few bad rows.
     Generate {
@@ -107,6 +112,7 @@ fn run(cli: Cli) -> Result<()> {
             out,
             period,
             threads,
+            memory_limit,
         } => {
             let period = billrun_engine_month(&period)?;
             let runtime = runtime(threads)?;
@@ -115,6 +121,7 @@ fn run(cli: Cli) -> Result<()> {
                 out: out.clone(),
                 period,
                 threads,
+                memory_limit,
                 progress,
             }))?;
             let u = &manifest.usage;
@@ -198,4 +205,29 @@ fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("starting the async runtime")
+}
+
+/// `4G`, `512M`, `1048576`: a size in bytes, suffixes in powers of 1024.
+fn parse_bytes(text: &str) -> std::result::Result<usize, String> {
+    let text = text.trim();
+    let (digits, shift) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(format!("unknown size suffix `{c}` (use K, M, G or T)")),
+            };
+            (&text[..i], shift)
+        }
+        _ => (text, 0),
+    };
+    let value: usize = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size such as 4G, 512M or 1048576"))?;
+    value
+        .checked_mul(1 << shift)
+        .filter(|&bytes| bytes > 0)
+        .ok_or_else(|| format!("`{text}` is not a usable memory limit"))
 }
