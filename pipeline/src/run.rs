@@ -191,7 +191,7 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         }
         Ok((writer.finish()?, totals))
     });
-    let mut attribution = rate::StreamingAttribution::new(Arc::clone(&book));
+    let mut attribution = rate::StreamingAttribution::new(Arc::clone(&book), &catalog);
     let mut stream = rate::rating_input(&ctx).await?.execute_stream().await?;
     let send = |rated: Option<RecordBatch>| -> Result<()> {
         if let Some(rated) = rated {
