@@ -13,3 +13,5 @@ export BILLRUN_REQUIRE_S3=1
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+# billrun's invoices against the DuckDB and Polars baselines, exactly (small scale).
+scripts/differential.sh

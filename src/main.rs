@@ -45,6 +45,11 @@ enum Command {
         /// For contracts: apply carve rules before or after the SSP allocation.
         #[arg(long, value_enum, default_value_t = CarveOrderArg::AllocateThenCarve)]
         carve_order: CarveOrderArg,
+        /// Memory the query engine may use before sorts, joins and aggregates spill to
+        /// disk: bytes, or with a K, M, G or T suffix (powers of 1024). Default: a
+        /// quarter of the machine's memory.
+        #[arg(long, value_parser = parse_bytes)]
+        memory_limit: Option<usize>,
     },
     /// Print a report of a run: deferred-revenue roll-forward, revenue waterfall, trial balance.
     Report {
@@ -153,6 +158,7 @@ fn run(cli: Cli) -> Result<()> {
             period,
             threads,
             carve_order,
+            memory_limit,
         } => {
             let period = billrun_engine_month(&period)?;
             let carve_order = match carve_order {
@@ -166,6 +172,7 @@ fn run(cli: Cli) -> Result<()> {
                 period,
                 threads,
                 carve_order,
+                memory_limit,
                 progress,
             }))?;
             let u = &manifest.usage;
@@ -323,4 +330,29 @@ fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("starting the async runtime")
+}
+
+/// `4G`, `512M`, `1048576`: a size in bytes, suffixes in powers of 1024.
+fn parse_bytes(text: &str) -> std::result::Result<usize, String> {
+    let text = text.trim();
+    let (digits, shift) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(format!("unknown size suffix `{c}` (use K, M, G or T)")),
+            };
+            (&text[..i], shift)
+        }
+        _ => (text, 0),
+    };
+    let value: usize = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size such as 4G, 512M or 1048576"))?;
+    value
+        .checked_mul(1 << shift)
+        .filter(|&bytes| bytes > 0)
+        .ok_or_else(|| format!("`{text}` is not a usable memory limit"))
 }

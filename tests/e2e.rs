@@ -27,6 +27,7 @@ fn expected(name: &str) -> PathBuf {
 fn run_sample(out: &Path, threads: usize) -> Manifest {
     runtime()
         .block_on(run_bill(RunOptions {
+            memory_limit: None,
             data: sample_input().to_string_lossy().into_owned(),
             out: out.to_path_buf(),
             period: BillingMonth::parse("2026-10").unwrap(),
@@ -331,6 +332,7 @@ fn reruns_are_byte_identical_whatever_the_thread_count() {
 fn run_err(data: &Path, out: &Path) -> String {
     let err = runtime()
         .block_on(run_bill(RunOptions {
+            memory_limit: None,
             data: data.to_string_lossy().into_owned(),
             out: out.to_path_buf(),
             period: BillingMonth::parse("2026-10").unwrap(),

@@ -330,6 +330,7 @@ fn a_swept_sample_bills_exactly_like_the_hand_checked_sample() {
             period: BillingMonth::parse("2026-10").unwrap(),
             threads: Some(2),
             carve_order: Default::default(),
+            memory_limit: None,
             progress: Progress::hidden(),
         }))
         .unwrap();

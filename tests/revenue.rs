@@ -31,6 +31,7 @@ fn run_revenue(out: &Path, carve_order: CarveOrder) {
             period: BillingMonth::parse("2026-10").unwrap(),
             threads: Some(2),
             carve_order,
+            memory_limit: None,
             progress: Progress::hidden(),
         }))
         .unwrap();
@@ -396,6 +397,7 @@ fn gl_references_are_checked_against_the_chart_of_accounts() {
             period: BillingMonth::parse("2026-10").unwrap(),
             threads: Some(1),
             carve_order: CarveOrder::AllocateThenCarve,
+            memory_limit: None,
             progress: Progress::hidden(),
         }))
         .unwrap();

@@ -104,9 +104,10 @@ pub fn attribute_period_charge_arrow(
 /// cumulative quantity starts at 0. One call over a sorted batch avoids an array
 /// allocation per group.
 ///
-/// A group whose rows all use one per_unit version is computed in `i128` mantissas
-/// instead of `Decimal`, when its numbers are small enough for that to give exactly the
-/// result of the general formula (it falls back to the general formula otherwise).
+/// A group whose rows all use one per_unit, graduated or volume version is computed in
+/// integer mantissas instead of `Decimal`, when its numbers are small enough for that to
+/// give exactly the result of the general formula (it falls back to the general formula
+/// otherwise); `cargo bench -p billrun-benches` measures both.
 ///
 /// # Errors
 ///
@@ -250,9 +251,7 @@ fn attribute_group(
         && version_index.iter().all(|&index| index == first)
     {
         let version = lookup(book, first)?;
-        if version.model() == PriceModel::PerUnit
-            && attribute_per_unit_exact(quantities, version, amounts)
-        {
+        if attribute_tiered_exact(quantities, version, amounts) {
             return Ok(());
         }
     }
@@ -279,64 +278,158 @@ fn attribute_group_general(
     Ok(())
 }
 
-/// The per_unit fast path: appends the group's amounts and returns `true`, or leaves
-/// `amounts` as it was and returns `false` when the group needs the general formula.
+/// The integer fast path for one-version groups of per_unit, graduated and volume
+/// plans: appends the group's amounts and returns `true`, or leaves `amounts` as it was
+/// and returns `false` when the group needs the general formula (package plans, a
+/// negative event quantity, or numbers too large for the guards below).
 ///
-/// With `p = m_p / 10^s` and quantities as mantissas at scale 12, the exact charge at
-/// scale `12 + s` is the integer `Q_m × m_p + fee` (the fee moved to that scale), and
-/// `F12(Q)` is that integer divided by `10^s`, rounded half away from zero. The
-/// general formula computes the same value whenever `Decimal` holds every
-/// intermediate exactly, which is what the guards check: `s ≤ 16`, a fee already on the
-/// 12-digit grid, exact values below 2^96, and `0 ≤ Q`, `F12(Q) < 10^16` (otherwise
-/// the general formula reports the error).
-fn attribute_per_unit_exact(
+/// With every unit price written as a mantissa at the plans' largest price scale `s`,
+/// tier starts as mantissas at scale 12 and fees at scale `12 + s`, the exact charge
+/// `F(Q)` at scale `12 + s` is an integer: `Q × p_k + fee_k` (per_unit, volume) or
+/// `base_k + (Q − start_k) × p_k` (graduated, `base_k` = the full price of every
+/// earlier tier plus the fees of every tier reached), for the tier `k` that `Q`
+/// reaches. `F12(Q)` is that integer divided by `10^s`, rounded half away from zero.
+/// The general formula computes the same value whenever `Decimal` holds every
+/// intermediate exactly, which is what the guards check: `s ≤ 16`, starts and fees on
+/// the 12-digit grid, exact values below 2^96, and `0 ≤ Q`, `F12(Q) < 10^16`
+/// (otherwise the general formula reports the error). The cumulative quantity only
+/// grows, so the tier `k` is found by walking forward, not by searching.
+fn attribute_tiered_exact(
     quantities: &[i128],
     version: &PlanVersion,
     amounts: &mut Vec<i128>,
 ) -> bool {
+    let Some(tiers) = IntegerTiers::new(version) else {
+        return false;
+    };
     let len_before = amounts.len();
-    let done = per_unit_kernel(quantities, version, amounts).is_some();
+    amounts.reserve(quantities.len());
+    // A constant divisor lets the compiler replace the division by a multiplication.
+    let done = match tiers.price_scale {
+        0 => tiered_kernel::<1>(quantities, &tiers, amounts),
+        1 => tiered_kernel::<10>(quantities, &tiers, amounts),
+        2 => tiered_kernel::<100>(quantities, &tiers, amounts),
+        3 => tiered_kernel::<1_000>(quantities, &tiers, amounts),
+        4 => tiered_kernel::<10_000>(quantities, &tiers, amounts),
+        5 => tiered_kernel::<100_000>(quantities, &tiers, amounts),
+        6 => tiered_kernel::<1_000_000>(quantities, &tiers, amounts),
+        7 => tiered_kernel::<10_000_000>(quantities, &tiers, amounts),
+        8 => tiered_kernel::<100_000_000>(quantities, &tiers, amounts),
+        9 => tiered_kernel::<1_000_000_000>(quantities, &tiers, amounts),
+        10 => tiered_kernel::<10_000_000_000>(quantities, &tiers, amounts),
+        11 => tiered_kernel::<100_000_000_000>(quantities, &tiers, amounts),
+        12 => tiered_kernel::<1_000_000_000_000>(quantities, &tiers, amounts),
+        13 => tiered_kernel::<10_000_000_000_000>(quantities, &tiers, amounts),
+        14 => tiered_kernel::<100_000_000_000_000>(quantities, &tiers, amounts),
+        15 => tiered_kernel::<1_000_000_000_000_000>(quantities, &tiers, amounts),
+        16 => tiered_kernel::<10_000_000_000_000_000>(quantities, &tiers, amounts),
+        _ => None,
+    }
+    .is_some();
     if !done {
         amounts.truncate(len_before);
     }
     done
 }
 
-fn per_unit_kernel(
+/// A plan version's tiers as integer mantissas (see [`attribute_tiered_exact`]).
+#[derive(Debug)]
+struct IntegerTiers {
+    graduated: bool,
+    /// Largest scale of a unit price, at most [`FAST_PATH_MAX_PRICE_SCALE`].
+    price_scale: u32,
+    /// Tier starts at scale 12.
+    starts: Vec<i128>,
+    /// Unit prices at `price_scale`.
+    prices: Vec<i128>,
+    /// Per tier: the fee (per_unit, volume) or `base_k` (graduated), at `12 + price_scale`.
+    offsets: Vec<i128>,
+}
+
+impl IntegerTiers {
+    fn new(version: &PlanVersion) -> Option<Self> {
+        let graduated = match version.model() {
+            PriceModel::PerUnit | PriceModel::Volume => false,
+            PriceModel::Graduated => true,
+            PriceModel::Package | PriceModel::Flat => return None,
+        };
+        let tiers = version.tiers();
+        let price_scale = tiers
+            .iter()
+            .map(|t| t.unit_price.normalize().scale())
+            .max()?;
+        if price_scale > FAST_PATH_MAX_PRICE_SCALE {
+            return None;
+        }
+        let at_scale = |d: Decimal, scale: u32| -> Option<i128> {
+            let d = d.normalize();
+            let shift = scale.checked_sub(d.scale())?;
+            d.mantissa().checked_mul(10_i128.checked_pow(shift)?)
+        };
+        let mut starts = Vec::with_capacity(tiers.len());
+        let mut prices = Vec::with_capacity(tiers.len());
+        let mut offsets = Vec::with_capacity(tiers.len());
+        let mut base: i128 = 0;
+        for (k, tier) in tiers.iter().enumerate() {
+            let start = at_scale(tier.start, AMOUNT_SCALE)?;
+            let price = at_scale(tier.unit_price, price_scale)?;
+            // Fees on the 12-digit grid, moved to scale 12 + s.
+            let fee = at_scale(tier.flat_fee, AMOUNT_SCALE)?
+                .checked_mul(10_i128.checked_pow(price_scale)?)?;
+            if graduated {
+                if k > 0 {
+                    // The previous tier in full: (start_k − start_{k−1}) × p_{k−1}.
+                    let width = start.checked_sub(starts[k - 1])?;
+                    base = base.checked_add(width.checked_mul(prices[k - 1])?)?;
+                }
+                base = base.checked_add(fee)?;
+                offsets.push(base);
+            } else {
+                offsets.push(fee);
+            }
+            starts.push(start);
+            prices.push(price);
+        }
+        Some(Self {
+            graduated,
+            price_scale,
+            starts,
+            prices,
+            offsets,
+        })
+    }
+}
+
+fn tiered_kernel<const DIVISOR: u64>(
     quantities: &[i128],
-    version: &PlanVersion,
+    tiers: &IntegerTiers,
     amounts: &mut Vec<i128>,
 ) -> Option<()> {
-    let tier = version.base_tier();
-    let price = tier.unit_price.normalize();
-    let fee = tier.flat_fee.normalize();
-    let price_scale = price.scale();
-    if price_scale > FAST_PATH_MAX_PRICE_SCALE || fee.scale() > AMOUNT_SCALE {
-        return None;
-    }
-    let price_mantissa = price.mantissa();
-    let divisor = 10_i128.checked_pow(price_scale)?;
-    let fee_mantissa = fee
-        .mantissa()
-        .checked_mul(10_i128.checked_pow(AMOUNT_SCALE - fee.scale() + price_scale)?)?;
-
+    let last_tier = tiers.starts.len() - 1;
+    let mut tier = 0;
     let mut cumulative: i128 = 0;
     let mut charge_before: i128 = 0;
     for &quantity in quantities {
+        if quantity < 0 {
+            return None;
+        }
         cumulative = cumulative.checked_add(quantity)?;
-        if !(0..EXACT_LIMIT_MANTISSA).contains(&cumulative) {
+        if cumulative >= EXACT_LIMIT_MANTISSA {
             return None;
         }
         let charge = if cumulative == 0 {
             0
         } else {
-            let exact = cumulative
-                .checked_mul(price_mantissa)?
-                .checked_add(fee_mantissa)?;
-            if exact >= DECIMAL_MANTISSA_LIMIT {
-                return None;
+            while tier < last_tier && cumulative > tiers.starts[tier + 1] {
+                tier += 1;
             }
-            round_half_away_from_zero(exact, divisor)
+            let units = if tiers.graduated {
+                cumulative - tiers.starts[tier]
+            } else {
+                cumulative
+            };
+            let exact = tier_charge(units, tiers.prices[tier], tiers.offsets[tier])?;
+            divide_half_away_from_zero::<DIVISOR>(exact)
         };
         if charge >= EXACT_LIMIT_MANTISSA {
             return None;
@@ -347,16 +440,35 @@ fn per_unit_kernel(
     Some(())
 }
 
-/// `value / divisor` rounded half away from zero, for `value ≥ 0` and `divisor > 0`.
-fn round_half_away_from_zero(value: i128, divisor: i128) -> i128 {
-    let quotient = value / divisor;
-    let remainder = value % divisor;
-    // remainder < divisor ≤ 10^16, so doubling it cannot overflow.
-    if remainder * 2 >= divisor {
-        quotient + 1
-    } else {
-        quotient
+/// `units × price + offset` when it is below 2^96, for non-negative operands.
+#[inline]
+fn tier_charge(units: i128, price: i128, offset: i128) -> Option<i128> {
+    let exact = match (u64::try_from(units), u64::try_from(price)) {
+        // Everyday numbers: one 64 × 64 → 128-bit multiplication, which cannot overflow.
+        (Ok(units), Ok(price)) => {
+            let product = i128::try_from(u128::from(units) * u128::from(price)).ok()?;
+            product.checked_add(offset)?
+        }
+        _ => units.checked_mul(price)?.checked_add(offset)?,
+    };
+    (exact < DECIMAL_MANTISSA_LIMIT).then_some(exact)
+}
+
+/// `value / DIVISOR` rounded half away from zero, for `0 ≤ value < 2^96`.
+#[inline]
+fn divide_half_away_from_zero<const DIVISOR: u64>(value: i128) -> i128 {
+    if DIVISOR == 1 {
+        return value;
     }
+    // Most charges fit in 64 bits, where a constant division is a multiplication.
+    if let Ok(small) = u64::try_from(value) {
+        let (quotient, remainder) = (small / DIVISOR, small % DIVISOR);
+        // remainder < DIVISOR ≤ 10^16, so doubling it cannot overflow.
+        return i128::from(quotient + u64::from(remainder * 2 >= DIVISOR));
+    }
+    let divisor = i128::from(DIVISOR);
+    let (quotient, remainder) = (value / divisor, value % divisor);
+    quotient + i128::from(remainder * 2 >= divisor)
 }
 
 #[cfg(test)]
@@ -614,7 +726,7 @@ mod tests {
     fn fast_path_is_taken_only_when_exact() {
         let mut amounts = Vec::new();
         let typical = version(PriceModel::PerUnit, &[("0", "0.0015", "2.5")]);
-        assert!(attribute_per_unit_exact(
+        assert!(attribute_tiered_exact(
             &[1_000_000_000_000, 500_000_000_000],
             &typical,
             &mut amounts
@@ -624,11 +736,38 @@ mod tests {
 
         let too_fine = version(PriceModel::PerUnit, &[("0", "0.00000000000000001", "0")]);
         amounts.clear();
-        assert!(!attribute_per_unit_exact(&[1], &too_fine, &mut amounts));
+        assert!(!attribute_tiered_exact(&[1], &too_fine, &mut amounts));
         assert!(amounts.is_empty(), "a refused fast path leaves no output");
 
         let negative = version(PriceModel::PerUnit, &[("0", "1", "0")]);
-        assert!(!attribute_per_unit_exact(&[5, -6], &negative, &mut amounts));
+        assert!(!attribute_tiered_exact(&[5, -6], &negative, &mut amounts));
+        assert!(amounts.is_empty());
+
+        // The contract's graduated example: F(60) = 60, F(120) = 110, F(150) = 125.
+        let graduated = version(
+            PriceModel::Graduated,
+            &[("0", "1.00", "0"), ("100", "0.50", "0")],
+        );
+        let units = |u: i128| u * 1_000_000_000_000;
+        assert!(attribute_tiered_exact(
+            &[units(60), units(60), units(30)],
+            &graduated,
+            &mut amounts
+        ));
+        assert_eq!(amounts, [units(60), units(50), units(15)]);
+
+        let package = PlanVersion::new(
+            PriceModel::Package,
+            vec![Tier {
+                start: Decimal::ZERO,
+                unit_price: d("5"),
+                flat_fee: Decimal::ZERO,
+            }],
+            Some(d("100")),
+        )
+        .unwrap();
+        amounts.clear();
+        assert!(!attribute_tiered_exact(&[units(1)], &package, &mut amounts));
         assert!(amounts.is_empty());
     }
 
@@ -661,7 +800,61 @@ mod tests {
         prop::collection::vec(quantity, 0..40)
     }
 
+    fn tiered_version() -> impl Strategy<Value = PlanVersion> {
+        // Graduated or volume, 1 to 5 tiers with distinct starts of up to 14 fractional
+        // digits (some off the 12-digit grid, which the fast path must refuse), prices
+        // of up to 18 digits and fees of up to 14.
+        let tier = (0_i64..10_000_000, 0_u32..=18, 0_i64..100_000, 0_u32..=14);
+        (
+            any::<bool>(),
+            prop::collection::btree_set((1_i64..100_000_000, 0_u32..=14), 0..5),
+            prop::collection::vec(tier, 5),
+        )
+            .prop_filter_map(
+                "tier starts must be distinct",
+                |(graduated, starts, prices)| {
+                    let starts: std::collections::BTreeSet<Decimal> =
+                        std::iter::once(Decimal::ZERO)
+                            .chain(starts.into_iter().map(|(m, s)| Decimal::new(m, s)))
+                            .collect();
+                    let tiers = starts
+                        .into_iter()
+                        .zip(prices)
+                        .map(|(start, (price, price_scale, fee, fee_scale))| Tier {
+                            start,
+                            unit_price: Decimal::new(price, price_scale),
+                            flat_fee: Decimal::new(fee, fee_scale),
+                        })
+                        .collect();
+                    let model = if graduated {
+                        PriceModel::Graduated
+                    } else {
+                        PriceModel::Volume
+                    };
+                    PlanVersion::new(model, tiers, None).ok()
+                },
+            )
+    }
+
     proptest! {
+        #[test]
+        fn tiered_fast_path_equals_general_formula(
+            plan in tiered_version(),
+            quantities in quantity_mantissas(),
+        ) {
+            let book = [plan];
+            let index = vec![0_u32; quantities.len()];
+            let mut general = Vec::new();
+            let general = attribute_group_general(&quantities, &index, &book, &mut general)
+                .map(|()| general);
+            let mut fast = Vec::new();
+            if attribute_tiered_exact(&quantities, &book[0], &mut fast) {
+                prop_assert_eq!(Ok(fast), general);
+            } else {
+                prop_assert!(fast.is_empty());
+            }
+        }
+
         #[test]
         fn per_unit_fast_path_equals_general_formula(
             plan in per_unit_version(),
@@ -673,7 +866,7 @@ mod tests {
             let general = attribute_group_general(&quantities, &index, &book, &mut general)
                 .map(|()| general);
             let mut fast = Vec::new();
-            if attribute_per_unit_exact(&quantities, &book[0], &mut fast) {
+            if attribute_tiered_exact(&quantities, &book[0], &mut fast) {
                 prop_assert_eq!(Ok(fast), general);
             } else {
                 prop_assert!(fast.is_empty());

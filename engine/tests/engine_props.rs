@@ -433,7 +433,16 @@ fn invoice_draft() -> impl Strategy<Value = InvoiceDraft> {
         )
             .prop_map(move |(subscriptions, tax_rate, credits)| InvoiceDraft {
                 minor_units,
-                subscriptions,
+                // An invoice's subscriptions are distinct: the reference model below
+                // finds a subscription's lines by its id.
+                subscriptions: subscriptions
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, s)| SubscriptionCharges {
+                        subscription_id: format!("sub-{i}"),
+                        ..s
+                    })
+                    .collect(),
                 tax_rate,
                 credits,
             })

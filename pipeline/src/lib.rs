@@ -7,8 +7,9 @@
 //! 2. [`catalog`] checks master data across rows and tables (keys, plan versions,
 //!    references) and holds it in ordered maps;
 //! 3. [`rate`] deduplicates usage and rates it: DataFusion joins each event to its billing
-//!    window and rating segment, and the engine's attribution kernel, registered as the
-//!    window UDF `attribute_charge`, prices each (subscription, product, period);
+//!    window and rating segment and sorts by subscription (spilling under the memory
+//!    limit), and the engine's grouped attribution kernel prices each (subscription,
+//!    product, period) as the sorted stream goes by;
 //! 4. [`invoice`] turns rated totals, flat fees, discounts, minimums, tax and credits into
 //!    invoices with the engine's `compose_invoice`; then
 //!    [`revenue`] allocates contracts (orders) by SSP, applies carves, and spreads each

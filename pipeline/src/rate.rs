@@ -2,9 +2,12 @@
 //!
 //! The relational work is DataFusion's: a hash aggregate finds duplicate event ids, joins
 //! attach each event to its customer's billing window and to the *rating segment* in
-//! force at its timestamp, and a window function attributes each period charge to its
-//! events. The tier math itself is the engine's, reached as the window UDF
-//! `attribute_charge` — the same plan a distributed engine such as Ballista can run.
+//! force at its timestamp, and a sort orders the events by (subscription, ts, event_id).
+//! The tier math itself is the engine's: [`StreamingAttribution`] runs its grouped kernel
+//! over the sorted stream, holding back only the subscription still open at the end of a
+//! batch. (The same kernel is also registered as the window UDF `attribute_charge`, for
+//! SQL plans; DataFusion's window operator buffers whole partitions, so the bill run
+//! does not use it.)
 //!
 //! A rating segment is a stretch of time over which, for one (customer, product), the
 //! answer to "which subscription and which plan version price this event?" does not
@@ -20,7 +23,7 @@ use arrow::array::{
     Array, ArrayRef, AsArray, Date32Array, RecordBatch, StringArray, TimestampMicrosecondArray,
     UInt32Array,
 };
-use arrow::datatypes::{DataType, Field, FieldRef, Schema, UInt32Type, UInt64Type};
+use arrow::datatypes::{DataType, Decimal128Type, Field, FieldRef, Schema, UInt32Type, UInt64Type};
 use billrun_engine::{DateWindow, PlanVersion};
 use billrun_schemas::templates::{FILE_INDEX_COLUMN, ROW_NUMBER_COLUMN};
 use billrun_schemas::{
@@ -448,8 +451,11 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
         .ok_or_else(|| PipelineError::Internal(format!("batch lacks column {name}")))
 }
 
-/// The usage of the billed period, each event joined to its window and segment. Cached:
-/// it is read twice (rated and unrated) and must not be recomputed.
+/// The usage of the billed period, each event joined to its window and segment,
+/// registered as the view `usage_in_period`.
+///
+/// Not cached: it is read twice (rated and unrated), and running the joins twice costs
+/// less than holding every event of the period in memory, outside the memory pool.
 ///
 /// # Errors
 /// Query failures.
@@ -469,31 +475,210 @@ pub async fn usage_in_period(ctx: &SessionContext) -> Result<DataFrame> {
              WHERE u.ts >= COALESCE(w.window_start, d.window_start) \
                AND u.ts < COALESCE(w.window_end, d.window_end)",
         )
-        .await?
-        .cache()
         .await?;
     ctx.register_table("usage_in_period", df.clone().into_view())?;
     Ok(df)
 }
 
-/// Rated usage, ordered by (subscription_id, ts, event_id): each event with its share of
-/// its (subscription, product, period) charge. A subscription's plan is for one product,
-/// so partitioning by subscription is partitioning by (subscription, product); the
-/// integer `subscription_idx` stands in for the id because it sorts the same, cheaper.
+/// The events to rate, ordered by (subscription_id, ts, event_id): the input of
+/// [`StreamingAttribution`]. The subscription's text columns (its id, customer, product,
+/// plan, currency) are left out of the sort, which would otherwise copy five strings per
+/// event; [`StreamingAttribution`] puts them back from `subscription_idx`. A subscription's plan is for one product, so ordering by
+/// subscription groups each (subscription, product, period); the integer
+/// `subscription_idx` stands in for the id because it sorts the same, cheaper. The sort
+/// spills to disk under the run's memory limit.
 ///
 /// # Errors
 /// Query failures.
-pub async fn rated_usage(ctx: &SessionContext) -> Result<DataFrame> {
+pub async fn rating_input(ctx: &SessionContext) -> Result<DataFrame> {
     Ok(ctx
         .sql(
-            "SELECT event_id, customer_id, product_id, subscription_id, plan_id, ts, quantity, \
-                    attribute_charge(quantity, version_idx) \
-                        OVER (PARTITION BY subscription_idx ORDER BY ts, event_id) AS amount, \
-                    currency, period_start, plan_effective_from \
+            "SELECT event_id, ts, quantity, period_start, plan_effective_from, \
+                    subscription_idx, version_idx \
              FROM usage_in_period WHERE status = 'ok' \
              ORDER BY subscription_idx, ts, event_id",
         )
         .await?)
+}
+
+/// Attributes each period charge to its events over a stream sorted by
+/// (subscription, ts, event_id), with the engine's grouped kernel.
+///
+/// This replaces a window function: DataFusion's `WindowAggExec` buffers a whole input
+/// partition before it evaluates anything, which held every event of the period in
+/// memory. Here only the events of the subscription that is still open at the end of a
+/// batch are held back, until its last event has arrived.
+#[derive(Debug)]
+pub struct StreamingAttribution {
+    book: Arc<Vec<PlanVersion>>,
+    /// Per subscription, in `subscription_idx` order: `subscription_id`, `customer_id`,
+    /// `product_id`, `plan_id`, `currency`.
+    subscriptions: [(&'static str, ArrayRef); 5],
+    /// Rows of the subscription that may continue in the next batch.
+    pending: Vec<RecordBatch>,
+    pending_key: Option<u32>,
+}
+
+impl StreamingAttribution {
+    /// Attribution with `book`, indexed by `version_idx`, for the subscriptions of
+    /// `catalog` (indexed by `subscription_idx`, their position in id order).
+    pub fn new(book: Arc<Vec<PlanVersion>>, catalog: &Catalog) -> Self {
+        let subs = || catalog.subscriptions.values();
+        let text = |values: Vec<&str>| Arc::new(StringArray::from(values)) as ArrayRef;
+        Self {
+            book,
+            subscriptions: [
+                (
+                    "subscription_id",
+                    text(subs().map(|s| s.subscription_id.as_str()).collect()),
+                ),
+                (
+                    "customer_id",
+                    text(subs().map(|s| s.customer_id.as_str()).collect()),
+                ),
+                (
+                    "product_id",
+                    text(subs().map(|s| s.product_id.as_str()).collect()),
+                ),
+                (
+                    "plan_id",
+                    text(subs().map(|s| s.plan_id.as_str()).collect()),
+                ),
+                (
+                    "currency",
+                    text(subs().map(|s| s.currency.as_str()).collect()),
+                ),
+            ],
+            pending: Vec::new(),
+            pending_key: None,
+        }
+    }
+
+    /// Takes the next sorted batch of [`rating_input`]; returns the rated rows of every
+    /// subscription known to be complete, in input order (`rated_usage` columns).
+    ///
+    /// # Errors
+    /// Engine errors (overflow, negative cumulative quantity); malformed batches.
+    pub fn push(&mut self, batch: &RecordBatch) -> Result<Option<RecordBatch>> {
+        if batch.num_rows() == 0 {
+            return Ok(None);
+        }
+        let keys = subscription_keys(batch)?;
+        let rows = batch.num_rows();
+        let mut start = 0;
+        let mut rated = Vec::new();
+        if let Some(open) = self.pending_key {
+            let continued = keys.iter().position(|&k| k != open).unwrap_or(rows);
+            if continued == rows {
+                // The whole batch continues the open subscription.
+                self.pending.push(batch.clone());
+                return Ok(None);
+            }
+            self.pending.push(batch.slice(0, continued));
+            rated.push(self.rate_pending()?);
+            start = continued;
+        }
+        // The last subscription of the batch may continue in the next one.
+        let last = keys[rows - 1];
+        let tail = keys[start..]
+            .iter()
+            .rposition(|&k| k != last)
+            .map_or(start, |i| start + i + 1);
+        if tail > start {
+            rated.push(self.rate(&batch.slice(start, tail - start))?);
+        }
+        self.pending = vec![batch.slice(tail, rows - tail)];
+        self.pending_key = Some(last);
+        concat_rated(rated)
+    }
+
+    /// Rates the last subscription; call once the input stream has ended.
+    ///
+    /// # Errors
+    /// As [`StreamingAttribution::push`].
+    pub fn finish(&mut self) -> Result<Option<RecordBatch>> {
+        if self.pending_key.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(self.rate_pending()?))
+    }
+
+    fn rate_pending(&mut self) -> Result<RecordBatch> {
+        let pending = std::mem::take(&mut self.pending);
+        self.pending_key = None;
+        let schema = pending
+            .first()
+            .map(RecordBatch::schema)
+            .ok_or_else(|| PipelineError::Internal("no pending rows to rate".into()))?;
+        let batch = arrow::compute::concat_batches(&schema, &pending)?;
+        self.rate(&batch)
+    }
+
+    /// Rates whole subscriptions: `batch` holds every event of each subscription in it.
+    fn rate(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let keys = subscription_keys(batch)?;
+        let mut offsets = vec![0];
+        offsets.extend((1..keys.len()).filter(|&i| keys[i] != keys[i - 1]));
+        offsets.push(keys.len());
+        let quantities = column(batch, "quantity")?.as_primitive::<Decimal128Type>();
+        let versions = column(batch, "version_idx")?.as_primitive::<UInt32Type>();
+        let amounts = billrun_engine::attribute_period_charges_arrow_grouped(
+            quantities, versions, &offsets, &self.book,
+        )?
+        .with_precision_and_scale(38, QUANTITY_SCALE)?;
+        let key_column = column(batch, "subscription_idx")?;
+        let mut columns = Vec::with_capacity(RATED_COLUMNS.len());
+        for name in RATED_COLUMNS {
+            let by_subscription = self.subscriptions.iter().find(|(n, _)| *n == name);
+            columns.push(if name == "amount" {
+                Arc::new(amounts.clone()) as ArrayRef
+            } else if let Some((_, values)) = by_subscription {
+                arrow::compute::take(values.as_ref(), key_column.as_ref(), None)?
+            } else {
+                Arc::clone(column(batch, name)?)
+            });
+        }
+        Ok(RecordBatch::try_new(
+            billrun_schemas::outputs::OutputTable::RatedUsage.schema(),
+            columns,
+        )?)
+    }
+}
+
+/// The columns of `rated_usage`, in order.
+const RATED_COLUMNS: [&str; 11] = [
+    "event_id",
+    "customer_id",
+    "product_id",
+    "subscription_id",
+    "plan_id",
+    "ts",
+    "quantity",
+    "amount",
+    "currency",
+    "period_start",
+    "plan_effective_from",
+];
+
+fn subscription_keys(batch: &RecordBatch) -> Result<&[u32]> {
+    let keys = column(batch, "subscription_idx")?.as_primitive::<UInt32Type>();
+    if keys.null_count() > 0 {
+        return Err(PipelineError::Internal(
+            "a rated event has no subscription".into(),
+        ));
+    }
+    Ok(keys.values())
+}
+
+fn concat_rated(batches: Vec<RecordBatch>) -> Result<Option<RecordBatch>> {
+    match batches.len() {
+        0 => Ok(None),
+        1 => Ok(batches.into_iter().next()),
+        _ => Ok(Some(arrow::compute::concat_batches(
+            &batches[0].schema(),
+            &batches,
+        )?)),
+    }
 }
 
 /// Events of the period that could not be priced, ordered by event_id.
@@ -542,6 +727,9 @@ pub async fn unrated_usage(ctx: &SessionContext) -> Result<Vec<RecordBatch>> {
 /// The window UDF `attribute_charge(quantity, version_idx)`: evaluated over one
 /// (subscription, product, period) partition ordered by (ts, event_id), it gives each
 /// event F(Q_i) − F(Q_i−1) of its own plan version (see the engine's attribution rule).
+///
+/// The bill run itself rates with [`StreamingAttribution`], which needs no window
+/// buffer; the UDF stays registered for SQL plans over the same tables.
 #[derive(Debug)]
 pub struct AttributeCharge {
     signature: Signature,

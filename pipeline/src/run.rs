@@ -8,12 +8,15 @@ use std::time::Instant;
 use arrow::array::{Array, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::Decimal128Type;
 use billrun_engine::{
-    BillingMonth, CarveOrder, DateWindow, billing_window, decimal_from_i128_scaled,
+    BillingMonth, CarveOrder, DateWindow, PlanVersion, billing_window, decimal_from_i128_scaled,
     next_month_start,
 };
 use billrun_schemas::outputs::OutputTable;
 use billrun_schemas::{QUANTITY_SCALE, Table};
 use datafusion::datasource::MemTable;
+use datafusion::execution::disk_manager::DiskManagerBuilder;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 use rust_decimal::Decimal;
@@ -45,6 +48,9 @@ pub struct RunOptions {
     pub threads: Option<usize>,
     /// Whether carves apply before or after the SSP allocation of contracts.
     pub carve_order: CarveOrder,
+    /// Bytes the query engine may hold for sorts, joins and aggregates before they
+    /// spill to disk (default: [`default_memory_limit`]).
+    pub memory_limit: Option<usize>,
     pub progress: Progress,
 }
 
@@ -169,7 +175,15 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
     let windows = customer_windows(&catalog, options.period)?;
     clock.lap("validate");
 
-    let ctx = session(threads, &catalog);
+    let book: Arc<Vec<PlanVersion>> = Arc::new(
+        catalog
+            .plan_versions
+            .iter()
+            .map(|v| v.version.clone())
+            .collect(),
+    );
+    let memory_limit = options.memory_limit.unwrap_or_else(default_memory_limit);
+    let ctx = session(threads, memory_limit, Arc::clone(&book))?;
     let usage = &loaded[&Table::Usage];
     let usage_raw = ctx.read_table(Arc::new(MemTable::try_new(
         Table::Usage.schema(),
@@ -185,39 +199,57 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
     let staging = Staging::create(&options.out)?;
     let spinner = progress.spinner("rating usage");
     rate::register_rating_tables(&ctx, &catalog, &windows, billing_window(options.period, 1)?)?;
+    rate::usage_in_period(&ctx).await?;
     let step = Instant::now();
-    let in_period = rate::usage_in_period(&ctx).await?;
-    let in_period_rows = in_period.count().await? as u64;
-    tracing::debug!(
-        seconds = step.elapsed().as_secs_f64(),
-        rows = in_period_rows,
-        "usage joined to windows and segments"
-    );
-    let step = Instant::now();
-    let rated_bar = progress.items("rating usage", in_period_rows);
+    let rated_bar = progress.items("rating usage", deduped_rows);
     spinner.finish_and_clear();
     let mut outputs = Vec::new();
-    let mut rated_writer = staging.table_writer(
+    let rated_writer = staging.table_writer(
         OutputTable::RatedUsage.name(),
         OutputTable::RatedUsage.schema(),
     )?;
-    let mut totals = TotalsBuilder::default();
+    // Parquet encoding and compression run on their own thread, beside rating.
+    let (rated_tx, rated_rx) = std::sync::mpsc::sync_channel::<RecordBatch>(4);
     let mut consumed = ConsumedUsage::new(contracts.consumed_keys());
-    let mut stream = rate::rated_usage(&ctx).await?.execute_stream().await?;
-    let mut writing = std::time::Duration::ZERO;
+    let writer_thread = std::thread::spawn(move || -> Result<_> {
+        let mut writer = rated_writer;
+        let mut totals = TotalsBuilder::default();
+        for batch in rated_rx {
+            totals.add(&batch)?;
+            consumed.add(&batch)?;
+            writer.write(&batch)?;
+        }
+        Ok((writer.finish()?, totals, consumed))
+    });
+    let mut attribution = rate::StreamingAttribution::new(Arc::clone(&book), &catalog);
+    let mut stream = rate::rating_input(&ctx).await?.execute_stream().await?;
+    let send = |rated: Option<RecordBatch>| -> Result<()> {
+        if let Some(rated) = rated {
+            rated_bar.inc(rated.num_rows() as u64);
+            rated_tx.send(rated).map_err(|_| {
+                PipelineError::Internal("the rated_usage writer stopped early".into())
+            })?;
+        }
+        Ok(())
+    };
+    let mut rating = Ok(());
     while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        let started = Instant::now();
-        totals.add(&batch)?;
-        consumed.add(&batch)?;
-        rated_writer.write(&batch)?;
-        writing += started.elapsed();
-        rated_bar.inc(batch.num_rows() as u64);
+        rating = batch
+            .map_err(PipelineError::from)
+            .and_then(|batch| send(attribution.push(&batch)?));
+        if rating.is_err() {
+            break;
+        }
     }
-    tracing::debug!(
-        seconds = writing.as_secs_f64(),
-        "of which summing and writing rated usage"
-    );
+    if rating.is_ok() {
+        rating = attribution.finish().and_then(send);
+    }
+    drop(rated_tx);
+    // The writer's error, if it failed, explains a failed send better than the send.
+    let (rated_output, totals, consumed) = writer_thread
+        .join()
+        .map_err(|_| PipelineError::Internal("the rated_usage writer panicked".into()))??;
+    rating?;
     rated_bar.finish_and_clear();
     let rated_rows = totals.events;
     tracing::debug!(
@@ -225,9 +257,10 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         rows = rated_rows,
         "usage rated and written"
     );
-    outputs.push(rated_writer.finish()?);
+    outputs.push(rated_output);
     let unrated = rate::unrated_usage(&ctx).await?;
     let unrated_rows: u64 = unrated.iter().map(|b| b.num_rows() as u64).sum();
+    let in_period_rows = rated_rows + unrated_rows;
     clock.lap("rate");
 
     let invoicing = build_invoices(&catalog, options.period, &windows, &totals.finish()?)?;
@@ -380,20 +413,39 @@ fn customer_windows(
         .collect()
 }
 
-fn session(threads: usize, catalog: &Catalog) -> SessionContext {
+/// A quarter of the machine's memory, or 4 GiB if `/proc/meminfo` cannot be read: the
+/// query engine's share by default. It leaves room for what the pool does not count
+/// (usage is still read into memory before the query engine takes over, see the
+/// README's capacity notes) and for the page cache the spill files go through.
+pub fn default_memory_limit() -> usize {
+    physical_memory().map_or(4 << 30, |bytes| bytes / 4)
+}
+
+/// `MemTotal` of `/proc/meminfo`, in bytes.
+fn physical_memory() -> Option<usize> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+fn session(
+    threads: usize,
+    memory_limit: usize,
+    book: Arc<Vec<PlanVersion>>,
+) -> Result<SessionContext> {
     let config = SessionConfig::new()
         .with_target_partitions(threads)
         .with_information_schema(false);
-    let ctx = SessionContext::new_with_config(config);
-    let book = Arc::new(
-        catalog
-            .plan_versions
-            .iter()
-            .map(|v| v.version.clone())
-            .collect(),
-    );
+    // Sorts, aggregates and joins share the limit fairly and spill to the OS temp folder
+    // instead of failing or growing without bound.
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(FairSpillPool::new(memory_limit)))
+        .with_disk_manager_builder(DiskManagerBuilder::default())
+        .build_arc()?;
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
     ctx.register_udwf(AttributeCharge::udwf(book));
-    ctx
+    Ok(ctx)
 }
 
 /// Splits batches into `n` partitions, keeping each partition's batches in order.
