@@ -9,10 +9,11 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The job file or folder cannot be read.
-    #[error("{}: cannot read: {source}", path.display())]
+    #[error("{}: cannot read: {error}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        // Not a `source`: the message already says it, and the CLI prints the chain.
+        error: std::io::Error,
     },
     /// The file is not valid TOML, or has a key of the wrong type or an unknown key.
     #[error("{}:{line}:{column}: {message}", file.display())]

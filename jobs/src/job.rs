@@ -320,9 +320,9 @@ struct RawChannel {
 /// for TOML errors, keys of the wrong type and unknown keys; [`Error::Invalid`] naming
 /// the key for values the job cannot use.
 pub fn load_job(file: &Path) -> Result<Job> {
-    let text = std::fs::read_to_string(file).map_err(|source| Error::Read {
+    let text = std::fs::read_to_string(file).map_err(|error| Error::Read {
         path: file.to_path_buf(),
-        source,
+        error,
     })?;
     parse_job(file, &text)
 }
@@ -333,9 +333,9 @@ pub fn load_job(file: &Path) -> Result<Job> {
 /// As [`load_job`] for each file, [`Error::Read`] when the folder cannot be listed, and
 /// [`Error::DuplicateName`] when two files declare the same job name.
 pub fn load_dir(dir: &Path) -> Result<Vec<Job>> {
-    let read_err = |source| Error::Read {
+    let read_err = |error| Error::Read {
         path: dir.to_path_buf(),
-        source,
+        error,
     };
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(read_err)? {
