@@ -2,19 +2,24 @@
 # Installs what billrun's tests need besides Rust, idempotently:
 # - hledger (checks the exported journal), from Debian packages; needs root or sudo;
 # - moto's S3 server (the S3-compatible store of the import tests) and boto3, from PyPI;
+# - aiosmtpd (the loopback SMTP server of the notification tests, scripts/smtp-sink.py),
+#   from PyPI, or Debian's python3-aiosmtpd where pip is refused;
 # - the Python packages of the baselines the differential test compares against
 #   (benches/baselines/requirements.txt: duckdb, polars), from PyPI.
 # Servers are started by the tests themselves, on loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+APT_UPDATED=""
+
 if ! command -v hledger >/dev/null 2>&1; then
-    SUDO=""
-    if [ "$(id -u)" -ne 0 ]; then
-        SUDO="sudo"
-    fi
     echo "installing hledger from Debian packages..." >&2
     $SUDO apt-get update -qq
+    APT_UPDATED=1
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends hledger >/dev/null
     hledger --version >&2
 fi
@@ -26,6 +31,16 @@ if ! command -v moto_server >/dev/null 2>&1 || ! python3 -c "import boto3" 2>/de
     if command -v pyenv >/dev/null 2>&1; then
         pyenv rehash
     fi
+fi
+
+if ! python3 -c "import aiosmtpd" >/dev/null 2>&1; then
+    echo "installing aiosmtpd from PyPI..." >&2
+    # A system Python may refuse pip (PEP 668); Debian's package is the fallback.
+    if ! python3 -m pip install --quiet --disable-pip-version-check aiosmtpd >&2; then
+        [ -n "$APT_UPDATED" ] || $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-aiosmtpd >/dev/null
+    fi
+    python3 -c "import aiosmtpd; print('aiosmtpd', aiosmtpd.__version__)" >&2
 fi
 
 # The pinned versions, or install them (pip is idempotent, but slow to ask the index).

@@ -95,6 +95,11 @@ enum Command {
         #[arg(long)]
         dataset: String,
     },
+    /// Run declarative jobs (jobs/*.toml): import, bill run, notifications.
+    Job {
+        #[command(subcommand)]
+        command: JobCommand,
+    },
     /// Run SQL over a run's output tables (rated_usage, invoices, invoice_lines, ...).
     Query {
         /// Output folder of a run.
@@ -105,6 +110,23 @@ enum Command {
         format: Format,
         /// The SQL statement.
         sql: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JobCommand {
+    /// Run one job now, all its steps in order.
+    Run {
+        /// The job file (paths in it are relative to its folder).
+        file: PathBuf,
+        /// Run as if today were this date (YYYY-MM-DD); decides the "previous" period.
+        #[arg(long)]
+        today: Option<chrono::NaiveDate>,
+    },
+    /// Run the jobs of a folder on their cron schedules (UTC), one at a time, until stopped.
+    Schedule {
+        /// Folder of job files (*.toml).
+        dir: PathBuf,
     },
 }
 
@@ -251,6 +273,7 @@ fn run(cli: Cli) -> Result<()> {
             ))?;
             print!("{}", summary.render_text());
         }
+        Command::Job { command } => job(command)?,
         Command::Query { out, format, sql } => {
             let runtime = runtime(None)?;
             let batches = runtime.block_on(query(&out, &sql))?;
@@ -304,6 +327,63 @@ fn write_templates(out: &std::path::Path) -> Result<usize> {
 /// Today's date in UTC.
 fn chrono_today() -> chrono::NaiveDate {
     chrono::Utc::now().date_naive()
+}
+
+fn job(command: JobCommand) -> Result<()> {
+    match command {
+        JobCommand::Run { file, today } => {
+            let job = billrun_jobs::load_job(&file)?;
+            let today = today.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            let report = runtime(None)?.block_on(billrun_jobs::run_job(&job, today));
+            print!("{}", report.summary().to_text());
+            print_notifications(&report);
+            if !report.succeeded() {
+                anyhow::bail!("job {} did not succeed (see above)", job.name);
+            }
+        }
+        JobCommand::Schedule { dir } => {
+            let jobs = billrun_jobs::load_dir(&dir)?;
+            for j in &jobs {
+                match &j.schedule {
+                    Some(s) => eprintln!("job {}: schedule `{}` (UTC)", j.name, s.expr),
+                    None => eprintln!(
+                        "job {}: no schedule, runs only by `billrun job run`",
+                        j.name
+                    ),
+                }
+            }
+            let mut scheduler = billrun_jobs::Scheduler::new(
+                jobs,
+                billrun_jobs::SystemClock,
+                billrun_jobs::PipelineSteps,
+            );
+            runtime(None)?.block_on(scheduler.run(|event| match event {
+                billrun_jobs::TickEvent::Ran { due, report, .. } => {
+                    eprintln!("job {} (due {due}):", report.job);
+                    eprint!("{}", report.summary().to_text());
+                    print_notifications(report);
+                }
+                billrun_jobs::TickEvent::SkippedStillRunning {
+                    job,
+                    due,
+                    previous_started,
+                    ..
+                } => eprintln!(
+                    "job {job}: skipped the run due {due}: its run started {previous_started} was still going"
+                ),
+            }));
+        }
+    }
+    Ok(())
+}
+
+fn print_notifications(report: &billrun_jobs::JobReport) {
+    for n in &report.notifications {
+        match &n.error {
+            Some(e) => eprintln!("notification {}: failed: {e}", n.channel),
+            None => eprintln!("notification {}: {}", n.channel, n.status),
+        }
+    }
 }
 
 impl From<Format> for OutputFormat {
