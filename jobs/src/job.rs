@@ -496,7 +496,15 @@ pub fn parse_job(file: &Path, text: &str) -> Result<Job> {
         if m.file_pattern.trim().is_empty() {
             return Err(invalid(&key("file_pattern"), "is empty".into()));
         }
-        let starts = m.sql.trim_start().to_ascii_lowercase();
+        // Leading `--` comment lines (as in data-samples/crm/accounts.sql) are allowed.
+        let starts = m
+            .sql
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .to_ascii_lowercase();
         if !(starts.starts_with("select") || starts.starts_with("with")) {
             return Err(invalid(
                 &key("sql"),
