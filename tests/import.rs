@@ -274,6 +274,22 @@ fn a_sweep_loads_good_files_once_and_fails_bad_ones_one_by_one() {
     assert_eq!(dataset_rows(&dataset, "_history/customers"), 2);
 }
 
+/// The run in `out` billed every invoice of the hand-checked sample, to the minor unit.
+fn assert_sample_invoices(out: &Path) {
+    let totals: Vec<Vec<String>> = rows(
+        out,
+        "SELECT invoice_id, total, currency FROM invoices ORDER BY invoice_id",
+    )
+    .into_iter()
+    .map(|r| vec![r[0].clone(), common::money(&r[1], &r[2])])
+    .collect();
+    let expected: Vec<Vec<String>> = read_csv(&repo("data-samples/sample/expected/invoices.csv"))
+        .into_iter()
+        .map(|r| vec![r[0].clone(), r[11].clone()])
+        .collect();
+    assert_eq!(totals, expected);
+}
+
 #[test]
 fn a_swept_sample_bills_exactly_like_the_hand_checked_sample() {
     let dir = tempfile::tempdir().unwrap();
@@ -334,18 +350,7 @@ fn a_swept_sample_bills_exactly_like_the_hand_checked_sample() {
             progress: Progress::hidden(),
         }))
         .unwrap();
-    let invoices: Vec<Vec<String>> = rows(
-        &out,
-        "SELECT invoice_id, total, currency FROM invoices ORDER BY invoice_id",
-    )
-    .into_iter()
-    .map(|r| vec![r[0].clone(), common::money(&r[1], &r[2])])
-    .collect();
-    let expected: Vec<Vec<String>> = read_csv(&repo("data-samples/sample/expected/invoices.csv"))
-        .into_iter()
-        .map(|r| vec![r[0].clone(), r[11].clone()])
-        .collect();
-    assert_eq!(invoices, expected);
+    assert_sample_invoices(&out);
 }
 
 #[test]
@@ -647,16 +652,5 @@ fn the_workflow_runs_against_an_s3_compatible_server() {
         "--period",
         "2026-10",
     ]);
-    let totals: Vec<Vec<String>> = rows(
-        &out,
-        "SELECT invoice_id, total, currency FROM invoices ORDER BY invoice_id",
-    )
-    .into_iter()
-    .map(|r| vec![r[0].clone(), common::money(&r[1], &r[2])])
-    .collect();
-    let expected: Vec<Vec<String>> = read_csv(&repo("data-samples/sample/expected/invoices.csv"))
-        .into_iter()
-        .map(|r| vec![r[0].clone(), r[11].clone()])
-        .collect();
-    assert_eq!(totals, expected);
+    assert_sample_invoices(&out);
 }
