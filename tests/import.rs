@@ -530,9 +530,14 @@ fn s3_tool(endpoint: &str, args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap();
+    stdout_of_success(output, &format!("s3_tool {args:?}"))
+}
+
+/// The standard output of a command that must have succeeded.
+fn stdout_of_success(output: std::process::Output, what: &str) -> String {
     assert!(
         output.status.success(),
-        "s3_tool {args:?}: {}",
+        "{what}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).unwrap()
@@ -583,12 +588,7 @@ fn the_workflow_runs_against_an_s3_compatible_server() {
             .env("AWS_ALLOW_HTTP", "true")
             .output()
             .unwrap();
-        assert!(
-            output.status.success(),
-            "billrun {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
+        stdout_of_success(output, &format!("billrun {args:?}"))
     };
     let report = with_s3_env(&[
         "import",

@@ -838,26 +838,8 @@ mod tests {
 
     proptest! {
         #[test]
-        fn tiered_fast_path_equals_general_formula(
-            plan in tiered_version(),
-            quantities in quantity_mantissas(),
-        ) {
-            let book = [plan];
-            let index = vec![0_u32; quantities.len()];
-            let mut general = Vec::new();
-            let general = attribute_group_general(&quantities, &index, &book, &mut general)
-                .map(|()| general);
-            let mut fast = Vec::new();
-            if attribute_tiered_exact(&quantities, &book[0], &mut fast) {
-                prop_assert_eq!(Ok(fast), general);
-            } else {
-                prop_assert!(fast.is_empty());
-            }
-        }
-
-        #[test]
-        fn per_unit_fast_path_equals_general_formula(
-            plan in per_unit_version(),
+        fn fast_paths_equal_the_general_formula(
+            plan in prop_oneof![tiered_version(), per_unit_version()],
             quantities in quantity_mantissas(),
         ) {
             let book = [plan];

@@ -627,8 +627,11 @@ impl StreamingAttribution {
         )?
         .with_precision_and_scale(38, QUANTITY_SCALE)?;
         let key_column = column(batch, "subscription_idx")?;
-        let mut columns = Vec::with_capacity(RATED_COLUMNS.len());
-        for name in RATED_COLUMNS {
+        // The columns of `rated_usage`, in the published order.
+        let schema = billrun_schemas::outputs::OutputTable::RatedUsage.schema();
+        let mut columns = Vec::with_capacity(schema.fields().len());
+        for field in schema.fields() {
+            let name = field.name().as_str();
             let by_subscription = self.subscriptions.iter().find(|(n, _)| *n == name);
             columns.push(if name == "amount" {
                 Arc::new(amounts.clone()) as ArrayRef
@@ -638,27 +641,9 @@ impl StreamingAttribution {
                 Arc::clone(column(batch, name)?)
             });
         }
-        Ok(RecordBatch::try_new(
-            billrun_schemas::outputs::OutputTable::RatedUsage.schema(),
-            columns,
-        )?)
+        Ok(RecordBatch::try_new(schema, columns)?)
     }
 }
-
-/// The columns of `rated_usage`, in order.
-const RATED_COLUMNS: [&str; 11] = [
-    "event_id",
-    "customer_id",
-    "product_id",
-    "subscription_id",
-    "plan_id",
-    "ts",
-    "quantity",
-    "amount",
-    "currency",
-    "period_start",
-    "plan_effective_from",
-];
 
 fn subscription_keys(batch: &RecordBatch) -> Result<&[u32]> {
     let keys = column(batch, "subscription_idx")?.as_primitive::<UInt32Type>();
