@@ -13,8 +13,7 @@ use billrun_pipeline::{Progress, RunOptions, run_bill};
 use billrun_schemas::Table;
 use chrono::NaiveDate;
 
-mod common;
-use common::{billrun, copy_dir, read_csv, rows, runtime};
+use crate::common::{billrun, copy_dir, read_csv, rows, runtime};
 
 const TODAY: &str = "2026-11-02";
 
@@ -281,7 +280,7 @@ fn assert_sample_invoices(out: &Path) {
         "SELECT invoice_id, total, currency FROM invoices ORDER BY invoice_id",
     )
     .into_iter()
-    .map(|r| vec![r[0].clone(), common::money(&r[1], &r[2])])
+    .map(|r| vec![r[0].clone(), crate::common::money(&r[1], &r[2])])
     .collect();
     let expected: Vec<Vec<String>> = read_csv(&repo("data-samples/sample/expected/invoices.csv"))
         .into_iter()

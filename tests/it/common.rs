@@ -1,5 +1,4 @@
-//! Helpers shared by the end-to-end test crates.
-#![allow(dead_code)] // each test crate uses its own subset
+//! Helpers shared by the end-to-end test modules.
 
 use std::path::Path;
 

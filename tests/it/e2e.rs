@@ -11,8 +11,7 @@ use arrow::array::RecordBatch;
 use billrun_engine::BillingMonth;
 use billrun_pipeline::{Manifest, Progress, RunOptions, run_bill};
 
-mod common;
-use common::{billrun, copy_dir, money, plain, read_csv, rows, runtime};
+use crate::common::{billrun, copy_dir, money, plain, read_csv, rows, runtime};
 
 fn sample_input() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data-samples/sample/input")
@@ -421,12 +420,13 @@ fn hledger_accepts_the_journal() {
     let out = sample_out();
     let journal = out.join("journal.ledger");
     let f = |s: &str| std::ffi::OsString::from(s);
-    let Some(_) = common::hledger(&[&f("-f"), journal.as_os_str(), &f("check"), &f("--strict")])
+    let Some(_) =
+        crate::common::hledger(&[&f("-f"), journal.as_os_str(), &f("check"), &f("--strict")])
     else {
         return;
     };
     // And hledger's own balance of the receivable equals billrun's invoices.
-    let text = common::hledger(&[
+    let text = crate::common::hledger(&[
         &f("-f"),
         journal.as_os_str(),
         &f("balance"),

@@ -10,8 +10,7 @@ use billrun_engine::{BillingMonth, CarveOrder};
 use billrun_pipeline::{Progress, RunOptions, run_bill};
 use rust_decimal::Decimal;
 
-mod common;
-use common::{billrun, copy_dir, hledger, money, read_csv, rows, runtime};
+use crate::common::{billrun, copy_dir, hledger, money, read_csv, rows, runtime};
 
 fn revenue_input() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data-samples/revenue/input")

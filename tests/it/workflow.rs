@@ -5,8 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-mod common;
-use common::copy_dir;
+use crate::common::copy_dir;
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
