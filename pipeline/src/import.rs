@@ -611,18 +611,14 @@ async fn decode_mapped(file: &InputFile, bytes: &Bytes, mapping: &Mapping) -> Re
         });
     }
     let mut raw: Vec<RecordBatch> = Vec::new();
-    let mut out = DecodedFile {
-        record: InputRecord {
-            table: file.table.name().to_string(),
-            file: file.name.clone(),
-            bytes: bytes.len() as u64,
-            sha256: hex::encode(Sha256::digest(bytes)),
-            rows: 0,
-            rows_rejected: 0,
-        },
-        batches: Vec::new(),
-        rejects: Vec::new(),
-    };
+    let mut out = DecodedFile::new(InputRecord {
+        table: file.table.name().to_string(),
+        file: file.name.clone(),
+        bytes: bytes.len() as u64,
+        sha256: hex::encode(Sha256::digest(bytes)),
+        rows: 0,
+        rows_rejected: 0,
+    });
     let mut chunks = CsvChunks::new(file, bytes)?;
     let mut line = 1_u64;
     while let Some(chunk) = chunks.next_chunk()? {

@@ -2,16 +2,26 @@
 //!
 //! Files are fetched concurrently but decoded on blocking threads and returned in
 //! file-name order, so "first occurrence" keeps meaning file order, then row order.
+//!
+//! Master data is small and stays in memory. Usage does not have to fit: with a
+//! [`UsageSpill`], each file's validated rows go to a local Parquet file as they are
+//! validated, with a hash of each event id beside them for deduplication, and the query
+//! engine reads them back from there under the run's memory limit.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arrow::array::AsArray;
 use arrow::array::{ArrayRef, RecordBatch, StringArray, StringBuilder, UInt64Array};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use billrun_schemas::outputs::OutputTable;
 use billrun_schemas::{RejectCode, Table, validate_batch};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
+use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
 use sha2::{Digest, Sha256};
 
 use crate::dataset::{Dataset, FileFormat, InputFile};
@@ -44,19 +54,26 @@ pub struct InputRecord {
     pub rows_rejected: u64,
 }
 
-/// A table after validation: its good rows in canonical form, its rejects, its files.
+/// A table after validation: its good rows in canonical form (in `batches`, or in
+/// `spilled` files when it was loaded with a [`UsageSpill`]), its rejects, its files.
 #[derive(Debug)]
 pub struct LoadedTable {
     pub table: Table,
     pub batches: Vec<RecordBatch>,
+    /// Scratch Parquet files holding the good rows instead of `batches`, in file order;
+    /// their schema is [`UsageSpill::schema`].
+    pub spilled: Vec<PathBuf>,
+    /// The [`event_hash`] of every good row of `spilled`, in no particular order.
+    pub event_hashes: Vec<u64>,
     pub rejects: Vec<Reject>,
     pub files: Vec<InputRecord>,
+    good_rows: u64,
 }
 
 impl LoadedTable {
     /// Good rows.
     pub fn rows(&self) -> usize {
-        self.batches.iter().map(RecordBatch::num_rows).sum()
+        self.good_rows as usize
     }
 
     /// Rows read, good or rejected.
@@ -75,7 +92,9 @@ pub async fn load_table(
     table: Table,
     first_file_index: u32,
     progress: &Progress,
+    spill: Option<&UsageSpill>,
 ) -> Result<LoadedTable> {
+    let spill = spill.filter(|_| table == Table::Usage);
     let files = dataset.table_files(table).await?;
     let total_bytes: u64 = files.iter().map(|f| f.size).sum();
     let bar = progress.bytes(&format!("reading {table}"), total_bytes);
@@ -83,12 +102,14 @@ pub async fn load_table(
     let decoded: Vec<DecodedFile> = futures::stream::iter(files.into_iter().enumerate())
         .map(|(i, file)| {
             let bar = bar.clone();
+            let spill_to = spill.map(|s| s.file_path(first_file_index + i as u32));
             async move {
                 let bytes = dataset.read(&file).await?;
                 let file_index = first_file_index + i as u32;
                 let decoded = tokio::task::spawn_blocking(move || {
                     let size = file.size;
-                    let out = decode_and_validate(&file, bytes, file_index);
+                    let sink = spill_to.map(SpillSink::create).transpose()?;
+                    let out = decode_into(&file, bytes, file_index, sink);
                     bar.inc(size);
                     out
                 })
@@ -105,21 +126,140 @@ pub async fn load_table(
     let mut loaded = LoadedTable {
         table,
         batches: Vec::new(),
+        spilled: Vec::new(),
+        event_hashes: Vec::new(),
         rejects: Vec::new(),
         files: Vec::new(),
+        good_rows: 0,
     };
-    for file in decoded {
+    for mut file in decoded {
+        loaded.good_rows += file.good_rows;
         loaded.files.push(file.record);
         loaded.batches.extend(file.batches);
         loaded.rejects.extend(file.rejects);
+        if let Some(sink) = file.spill.take() {
+            let (path, hashes) = sink.finish()?;
+            loaded.spilled.push(path);
+            if loaded.event_hashes.is_empty() {
+                loaded.event_hashes = hashes;
+            } else {
+                loaded.event_hashes.extend(hashes);
+            }
+        }
     }
     Ok(loaded)
+}
+
+/// The name of the column that [`UsageSpill`] files add to usage: [`event_hash`] of the
+/// row's event id.
+pub const EVENT_HASH_COLUMN: &str = "_event_hash";
+
+/// The 64-bit hash by which deduplication finds candidate duplicates: equal event ids
+/// have equal hashes; rows whose hashes collide are compared by their ids afterwards.
+pub fn event_hash(event_id: &str) -> u64 {
+    twox_hash::XxHash3_64::oneshot(event_id.as_bytes())
+}
+
+/// A local scratch folder for validated usage (see the module's documentation). The
+/// folder is the caller's: it is removed with the [`tempfile::TempDir`] that holds it.
+#[derive(Debug, Clone)]
+pub struct UsageSpill {
+    dir: PathBuf,
+}
+
+impl UsageSpill {
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Usage's canonical schema and [`EVENT_HASH_COLUMN`].
+    pub fn schema() -> SchemaRef {
+        let usage = Table::Usage.schema();
+        let mut fields: Vec<Field> = usage.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new(EVENT_HASH_COLUMN, DataType::UInt64, false));
+        Arc::new(Schema::new(fields))
+    }
+
+    fn file_path(&self, file_index: u32) -> PathBuf {
+        self.dir.join(format!("usage-{file_index:06}.parquet"))
+    }
+}
+
+/// One input file's validated usage on its way to scratch Parquet. Uncompressed and
+/// without dictionaries: it is read once or twice on the same disk, and unique event ids
+/// gain nothing from either.
+pub(crate) struct SpillSink {
+    writer: ArrowWriter<std::fs::File>,
+    path: PathBuf,
+    schema: SchemaRef,
+    hashes: Vec<u64>,
+}
+
+impl SpillSink {
+    fn create(path: PathBuf) -> Result<Self> {
+        let file = std::fs::File::create(&path).map_err(|source| PipelineError::Io {
+            context: format!("creating scratch file {}", path.display()),
+            source,
+        })?;
+        let schema = UsageSpill::schema();
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::UNCOMPRESSED)
+            .set_dictionary_enabled(false)
+            .build();
+        let writer = ArrowWriter::try_new(file, Arc::clone(&schema), Some(properties))?;
+        Ok(Self {
+            writer,
+            path,
+            schema,
+            hashes: Vec::new(),
+        })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let ids = batch
+            .column_by_name("event_id")
+            .ok_or_else(|| PipelineError::Internal("validated usage lacks event_id".into()))?
+            .as_string::<i32>();
+        // Validation leaves no null event id; a null would hash like "" and still be
+        // compared by value before anything is dropped.
+        let hashes: UInt64Array = ids
+            .iter()
+            .map(|id| Some(event_hash(id.unwrap_or(""))))
+            .collect();
+        self.hashes.extend_from_slice(hashes.values());
+        let mut columns = batch.columns().to_vec();
+        columns.push(Arc::new(hashes));
+        self.writer
+            .write(&RecordBatch::try_new(Arc::clone(&self.schema), columns)?)?;
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(PathBuf, Vec<u64>)> {
+        self.writer.close()?;
+        Ok((self.path, self.hashes))
+    }
 }
 
 pub(crate) struct DecodedFile {
     pub(crate) record: InputRecord,
     pub(crate) batches: Vec<RecordBatch>,
     pub(crate) rejects: Vec<Reject>,
+    pub(crate) good_rows: u64,
+    spill: Option<SpillSink>,
+}
+
+impl DecodedFile {
+    pub(crate) fn new(record: InputRecord) -> Self {
+        Self {
+            record,
+            batches: Vec::new(),
+            rejects: Vec::new(),
+            good_rows: 0,
+            spill: None,
+        }
+    }
 }
 
 pub(crate) fn decode_and_validate(
@@ -127,20 +267,26 @@ pub(crate) fn decode_and_validate(
     bytes: Bytes,
     file_index: u32,
 ) -> Result<DecodedFile> {
+    decode_into(file, bytes, file_index, None)
+}
+
+fn decode_into(
+    file: &InputFile,
+    bytes: Bytes,
+    file_index: u32,
+    spill: Option<SpillSink>,
+) -> Result<DecodedFile> {
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let byte_count = bytes.len() as u64;
-    let mut out = DecodedFile {
-        record: InputRecord {
-            table: file.table.name().to_string(),
-            file: file.name.clone(),
-            bytes: byte_count,
-            sha256,
-            rows: 0,
-            rows_rejected: 0,
-        },
-        batches: Vec::new(),
-        rejects: Vec::new(),
-    };
+    let mut out = DecodedFile::new(InputRecord {
+        table: file.table.name().to_string(),
+        file: file.name.clone(),
+        bytes: byte_count,
+        sha256,
+        rows: 0,
+        rows_rejected: 0,
+    });
+    out.spill = spill;
     let mut next_row: u64 = 1;
     match file.format {
         FileFormat::Parquet => {
@@ -225,8 +371,12 @@ pub(crate) fn accept(
         });
     }
     *next_row += raw.num_rows() as u64;
+    out.good_rows += validated.batch.num_rows() as u64;
     if validated.batch.num_rows() > 0 {
-        out.batches.push(validated.batch);
+        match out.spill.as_mut() {
+            Some(sink) => sink.write(&validated.batch)?,
+            None => out.batches.push(validated.batch),
+        }
     }
     Ok(())
 }

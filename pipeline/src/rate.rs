@@ -1,6 +1,7 @@
 //! Stages 3 and 4: dedupe usage, then rate it.
 //!
-//! The relational work is DataFusion's: a hash aggregate finds duplicate event ids, joins
+//! Duplicates are found by sorting a 64-bit hash of every event id and comparing only
+//! the rows whose hashes repeat. The relational work is DataFusion's: joins
 //! attach each event to its customer's billing window and to the *rating segment* in
 //! force at its timestamp, and a sort orders the events by (subscription, ts, event_id).
 //! The tier math itself is the engine's: [`StreamingAttribution`] runs its grouped kernel
@@ -21,8 +22,9 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, Date32Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-    UInt32Array,
+    UInt32Array, UInt64Array,
 };
+use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Decimal128Type, Field, FieldRef, Schema, UInt32Type, UInt64Type};
 use billrun_engine::{DateWindow, PlanVersion};
 use billrun_schemas::templates::{FILE_INDEX_COLUMN, ROW_NUMBER_COLUMN};
@@ -36,11 +38,12 @@ use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldA
 use datafusion::logical_expr::{
     PartitionEvaluator, Signature, Volatility, WindowUDF, WindowUDFImpl,
 };
-use datafusion::prelude::{DataFrame, SessionContext};
+use datafusion::prelude::{DataFrame, SessionContext, col};
+use rayon::slice::ParallelSliceMut;
 
 use crate::catalog::Catalog;
 use crate::error::{PipelineError, Result};
-use crate::load::Reject;
+use crate::load::{EVENT_HASH_COLUMN, Reject};
 
 /// Why an event in the period was not priced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -325,26 +328,54 @@ pub struct Deduped {
 
 /// Removes later occurrences of an event_id: the first in (file-name, row) order is kept.
 ///
-/// Duplicates are found with a hash aggregate over event ids, so only the (usually few)
-/// rows that share an id are ever compared column by column.
+/// Duplicates are found from `event_hashes` (the [`event_hash`](crate::load::event_hash) of every row, taken
+/// while the rows were validated): sorting 8 bytes per event finds the few hashes seen
+/// more than once, and only the rows with those hashes are read back and compared by
+/// event id, then column by column. No table of every event id is ever built, so
+/// deduplication costs a sort of integers and one scan, whatever the number of events.
 ///
 /// # Errors
 /// Query failures.
 pub async fn dedupe_usage(
     ctx: &SessionContext,
     usage_raw: DataFrame,
+    event_hashes: Vec<u64>,
     file_names: &[String],
 ) -> Result<Deduped> {
-    ctx.register_table("usage_raw", usage_raw.clone().into_view())?;
-    let duplicated = ctx
-        .sql(
-            "SELECT u.* FROM usage_raw u \
-             WHERE u.event_id IN (SELECT event_id FROM usage_raw GROUP BY event_id HAVING count(*) > 1) \
-             ORDER BY u.event_id, u._file_index, u._row_number",
-        )
-        .await?
+    let repeated = repeated_hashes(event_hashes);
+    if repeated.is_empty() {
+        ctx.register_table("usage_deduped", usage_raw.clone().into_view())?;
+        return Ok(Deduped {
+            usage: usage_raw,
+            rejects: Vec::new(),
+        });
+    }
+    let candidates = ctx.read_batch(RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("h", DataType::UInt64, false)])),
+        vec![Arc::new(UInt64Array::from(repeated))],
+    )?)?;
+    // The small side first: a hash join builds its table from its left input.
+    let duplicated = candidates
+        .join(
+            usage_raw.clone(),
+            JoinType::RightSemi,
+            &["h"],
+            &[EVENT_HASH_COLUMN],
+            None,
+        )?
+        .sort_by(vec![
+            col("event_id"),
+            col(FILE_INDEX_COLUMN),
+            col(ROW_NUMBER_COLUMN),
+        ])?
         .collect()
         .await?;
+    // One batch, so that a group of equal ids never straddles two.
+    let duplicated = if duplicated.is_empty() {
+        Vec::new()
+    } else {
+        vec![concat_batches(&duplicated[0].schema(), &duplicated)?]
+    };
     let mut rejects = Vec::new();
     let mut dropped_files = Vec::new();
     let mut dropped_rows = Vec::new();
@@ -431,18 +462,29 @@ pub async fn dedupe_usage(
                 Arc::new(arrow::array::UInt64Array::from(dropped_rows)),
             ],
         )?;
-        let dropped = ctx.read_batch(dropped)?;
-        usage_raw.join(
-            dropped,
-            JoinType::LeftAnti,
-            &[FILE_INDEX_COLUMN, ROW_NUMBER_COLUMN],
+        // The dropped rows (few) build the hash table; every event streams past it.
+        ctx.read_batch(dropped)?.join(
+            usage_raw,
+            JoinType::RightAnti,
             &["d_file", "d_row"],
+            &[FILE_INDEX_COLUMN, ROW_NUMBER_COLUMN],
             None,
         )?
     };
-    ctx.deregister_table("usage_raw")?;
     ctx.register_table("usage_deduped", usage.clone().into_view())?;
     Ok(Deduped { usage, rejects })
+}
+
+/// The hashes that occur more than once, each once, ascending.
+fn repeated_hashes(mut hashes: Vec<u64>) -> Vec<u64> {
+    hashes.par_sort_unstable();
+    let mut repeated: Vec<u64> = hashes
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| w[0])
+        .collect();
+    repeated.dedup();
+    repeated
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {

@@ -17,7 +17,7 @@ use datafusion::datasource::MemTable;
 use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -30,7 +30,7 @@ use crate::journal::{
     GlChart, credit_memo_entries, hledger_journal, journal_batch, journal_entries, payment_entries,
     payments,
 };
-use crate::load::{InputRecord, LoadedTable, Reject, load_table, rejects_batch};
+use crate::load::{InputRecord, LoadedTable, Reject, UsageSpill, load_table, rejects_batch};
 use crate::progress::Progress;
 use crate::rate::{self, AttributeCharge};
 use crate::revenue::{AccountingTables, ConsumedUsage, ContractBook, RecognitionOptions};
@@ -127,12 +127,32 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         .max(1);
     let dataset = Dataset::open(&options.data)?;
     let progress = &options.progress;
+    // Validated usage waits here for the query engine, instead of in memory. Removed
+    // when the run ends, however it ends.
+    let scratch = tempfile::Builder::new()
+        .prefix("billrun-usage-")
+        .tempdir()
+        .map_err(|source| PipelineError::Io {
+            context: format!(
+                "creating a scratch folder in {}",
+                std::env::temp_dir().display()
+            ),
+            source,
+        })?;
+    let spill = UsageSpill::new(scratch.path());
 
     // Read and validate every table, master data first.
     let mut loaded: BTreeMap<Table, LoadedTable> = BTreeMap::new();
     let mut file_names: Vec<String> = Vec::new();
     for table in Table::every() {
-        let t = load_table(&dataset, table, file_names.len() as u32, progress).await?;
+        let t = load_table(
+            &dataset,
+            table,
+            file_names.len() as u32,
+            progress,
+            Some(&spill),
+        )
+        .await?;
         let required = matches!(
             table,
             Table::Customers | Table::Products | Table::PricePlans | Table::Subscriptions
@@ -146,6 +166,11 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         loaded.insert(table, t);
     }
     clock.lap("read");
+    // Deduplication consumes the hashes; the rest of the run has no use for them.
+    let event_hashes = loaded
+        .get_mut(&Table::Usage)
+        .map(|t| std::mem::take(&mut t.event_hashes))
+        .unwrap_or_default();
 
     let master = MasterTables {
         customers: &loaded[&Table::Customers],
@@ -185,12 +210,23 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
     let memory_limit = options.memory_limit.unwrap_or_else(default_memory_limit);
     let ctx = session(threads, memory_limit, Arc::clone(&book))?;
     let usage = &loaded[&Table::Usage];
-    let usage_raw = ctx.read_table(Arc::new(MemTable::try_new(
-        Table::Usage.schema(),
-        partition(&usage.batches, threads),
-    )?))?;
+    let usage_raw = if usage.spilled.is_empty() {
+        ctx.read_table(Arc::new(MemTable::try_new(
+            UsageSpill::schema(),
+            vec![Vec::new()],
+        )?))?
+    } else {
+        let paths: Vec<String> = usage
+            .spilled
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let schema = UsageSpill::schema();
+        ctx.read_parquet(paths, ParquetReadOptions::default().schema(&schema))
+            .await?
+    };
     let spinner = progress.spinner("deduplicating usage");
-    let deduped = rate::dedupe_usage(&ctx, usage_raw, &file_names).await?;
+    let deduped = rate::dedupe_usage(&ctx, usage_raw, event_hashes, &file_names).await?;
     // Dedupe removes exactly the rows it rejects; no need to scan the result to count it.
     let deduped_rows = usage.rows() as u64 - deduped.rejects.len() as u64;
     spinner.finish_and_clear();
@@ -413,12 +449,13 @@ fn customer_windows(
         .collect()
 }
 
-/// A quarter of the machine's memory, or 4 GiB if `/proc/meminfo` cannot be read: the
-/// query engine's share by default. It leaves room for what the pool does not count
-/// (usage is still read into memory before the query engine takes over, see the
-/// README's capacity notes) and for the page cache the spill files go through.
+/// An eighth of the machine's memory, or 2 GiB if `/proc/meminfo` cannot be read: the
+/// query engine's share by default. What the pool does not count stays small and
+/// bounded: usage waits in scratch Parquet files, deduplication holds 8 bytes per event
+/// (800 MB at 100M events), and each file being read holds its bytes and one row group.
+/// The rest of the machine is left to the page cache that spill files go through.
 pub fn default_memory_limit() -> usize {
-    physical_memory().map_or(4 << 30, |bytes| bytes / 4)
+    physical_memory().map_or(2 << 30, |bytes| bytes / 8)
 }
 
 /// `MemTotal` of `/proc/meminfo`, in bytes.
@@ -446,15 +483,6 @@ fn session(
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     ctx.register_udwf(AttributeCharge::udwf(book));
     Ok(ctx)
-}
-
-/// Splits batches into `n` partitions, keeping each partition's batches in order.
-fn partition(batches: &[RecordBatch], n: usize) -> Vec<Vec<RecordBatch>> {
-    let mut parts = vec![Vec::new(); n.max(1)];
-    for (i, b) in batches.iter().enumerate() {
-        parts[i % n.max(1)].push(b.clone());
-    }
-    parts
 }
 
 /// Sums rated usage per (subscription, product) while it streams to disk, so the
