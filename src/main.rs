@@ -50,6 +50,11 @@ enum Command {
         /// eighth of the machine's memory.
         #[arg(long, value_parser = parse_bytes)]
         memory_limit: Option<usize>,
+        /// Read the dataset as it was at this instant (RFC 3339, 2026-11-02T10:15:00Z) or
+        /// at the end of this day (2026-11-02, UTC): master data as it was then, and only
+        /// the usage and other files imported by then. Repeats a past bill run as it was.
+        #[arg(long, value_parser = billrun_pipeline::dataset::parse_instant)]
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// Print a report of a run: deferred-revenue roll-forward, revenue waterfall, trial balance.
     Report {
@@ -94,6 +99,19 @@ enum Command {
         /// Dataset the good rows are loaded into: a folder or URL.
         #[arg(long)]
         dataset: String,
+        /// Read the files of TABLE (in `TABLE/` or named `TABLE-….csv`) as an upstream
+        /// export, through the SQL SELECT in FILE (`customers=crm/accounts.sql`).
+        /// Repeatable, one per table.
+        #[arg(long, value_name = "TABLE=FILE")]
+        mapping: Vec<String>,
+        /// Tell people: send the summary to the [[notify]] channels of this job file, on
+        /// their triggers (job_finished: always; import_failed: a file failed or the sweep
+        /// could not run; job_failed: the sweep could not run).
+        #[arg(long, value_name = "JOB_FILE")]
+        notify: Option<PathBuf>,
+        /// The date of the processed/<date>/ and failed/<date>/ folders (default: today, UTC).
+        #[arg(long)]
+        today: Option<chrono::NaiveDate>,
     },
     /// Run declarative jobs (jobs/*.toml): import, bill run, notifications.
     Job {
@@ -181,8 +199,13 @@ fn run(cli: Cli) -> Result<()> {
             threads,
             carve_order,
             memory_limit,
+            as_of,
         } => {
             let period = billrun_engine_month(&period)?;
+            let data = match as_of {
+                Some(at) => billrun_pipeline::dataset::location_as_of(&data, at),
+                None => data,
+            };
             let carve_order = match carve_order {
                 CarveOrderArg::AllocateThenCarve => billrun_engine::CarveOrder::AllocateThenCarve,
                 CarveOrderArg::CarveThenAllocate => billrun_engine::CarveOrder::CarveThenAllocate,
@@ -260,19 +283,13 @@ fn run(cli: Cli) -> Result<()> {
             let written = write_templates(&out)?;
             println!("wrote {written} templates to {}", out.display());
         }
-        Command::Import { inbox, dataset } => {
-            let runtime = runtime(None)?;
-            let summary = runtime.block_on(billrun_pipeline::import::sweep(
-                &billrun_pipeline::import::ImportOptions {
-                    inbox,
-                    dataset,
-                    mappings: Vec::new(),
-                    today: chrono_today(),
-                    progress,
-                },
-            ))?;
-            print!("{}", summary.render_text());
-        }
+        Command::Import {
+            inbox,
+            dataset,
+            mapping,
+            notify,
+            today,
+        } => import(inbox, dataset, &mapping, notify, today, progress)?,
         Command::Job { command } => job(command)?,
         Command::Query { out, format, sql } => {
             let runtime = runtime(None)?;
@@ -324,9 +341,94 @@ fn write_templates(out: &std::path::Path) -> Result<usize> {
     Ok(count)
 }
 
-/// Today's date in UTC.
-fn chrono_today() -> chrono::NaiveDate {
-    chrono::Utc::now().date_naive()
+/// `billrun import`: one sweep, told to the channels of `--notify`'s job file.
+fn import(
+    inbox: String,
+    dataset: String,
+    mapping: &[String],
+    notify: Option<PathBuf>,
+    today: Option<chrono::NaiveDate>,
+    progress: Progress,
+) -> Result<()> {
+    let mappings = mapping
+        .iter()
+        .map(|m| parse_mapping(m))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    // The job file is read (and checked whole) before anything is swept.
+    let channels = match &notify {
+        Some(file) => billrun_jobs::load_job(file)?.notify,
+        None => Vec::new(),
+    };
+    let runtime = runtime(None)?;
+    let started = chrono::Utc::now();
+    let result = runtime.block_on(billrun_pipeline::import::sweep(
+        &billrun_pipeline::import::ImportOptions {
+            inbox,
+            dataset,
+            mappings,
+            today: today.unwrap_or_else(|| chrono::Utc::now().date_naive()),
+            progress,
+        },
+    ));
+    let finished = chrono::Utc::now();
+    let summary = match &result {
+        Ok(summary) => {
+            print!("{}", summary.render_text());
+            billrun_jobs::Summary::for_import(summary, started, finished)
+        }
+        Err(e) => billrun_jobs::Summary::for_failed_import(format!("{e:#}"), started, finished),
+    };
+    let outcomes = runtime.block_on(billrun_jobs::send_all(&channels, &summary));
+    for n in &outcomes {
+        match &n.error {
+            Some(e) => eprintln!("notification {}: failed: {e}", n.channel),
+            None => eprintln!("notification {}: {}", n.channel, n.status),
+        }
+    }
+    result?;
+    if outcomes.iter().any(billrun_jobs::ChannelOutcome::failed) {
+        anyhow::bail!("the sweep was done, but a notification failed (see above)");
+    }
+    Ok(())
+}
+
+/// `customers=crm/accounts.sql`: the files of `customers` (in `customers/` or named
+/// `customers-….csv`) are read through the SELECT in `crm/accounts.sql`. One mapping per
+/// way the table's files are recognised.
+fn parse_mapping(arg: &str) -> Result<[billrun_pipeline::import::Mapping; 2]> {
+    use billrun_schemas::Table;
+    let (table_name, file) = arg
+        .split_once('=')
+        .with_context(|| format!("--mapping `{arg}`: expected TABLE=FILE.sql"))?;
+    let table = Table::from_name(table_name).with_context(|| {
+        format!(
+            "--mapping `{arg}`: unknown table `{table_name}` (known tables: {})",
+            Table::every()
+                .map(Table::name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    let sql = std::fs::read_to_string(file)
+        .with_context(|| format!("--mapping `{arg}`: reading {file}"))?;
+    if !billrun_jobs::job::is_select(&sql) {
+        anyhow::bail!(
+            "--mapping `{arg}`: {file} must hold a SELECT (or WITH ... SELECT) over the table `source`"
+        );
+    }
+    let mapping = |file_pattern: String| billrun_pipeline::import::Mapping {
+        name: format!("{table_name}={file}"),
+        file_pattern,
+        table,
+        sql: sql.clone(),
+    };
+    Ok([
+        mapping(format!("{table_name}/*")),
+        mapping(format!("{table_name}[-_.]*")),
+    ])
 }
 
 fn job(command: JobCommand) -> Result<()> {

@@ -8,6 +8,7 @@
 //! period = "previous"                  # or "2026-10"
 //! schedule = "30 2 * * *"              # cron, in UTC
 //! carve_order = "allocate-then-carve"  # optional
+//! as_of = "2026-11-02T10:15:00Z"       # optional: bill the dataset as it was then
 //! steps = ["import", "rate", "notify"]
 //!
 //! [[mappings]]
@@ -192,10 +193,12 @@ pub struct WebhookChannel {
     pub secret_env: String,
 }
 
-/// Summary files in a folder: `<job>-<timestamp>.json` and `.txt`.
+/// Summary files in a folder or object-store prefix: `<job>-<timestamp>.json` and `.txt`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxChannel {
-    pub path: PathBuf,
+    /// A local folder (resolved against the job file's folder) or a URL (`file:///x`,
+    /// `s3://bucket/outbox`), written through `object_store`.
+    pub path: String,
 }
 
 /// Where a summary goes.
@@ -219,7 +222,7 @@ impl NotifyChannel {
         match &self.channel {
             Channel::Email(e) => format!("email to {}", e.to.join(", ")),
             Channel::Webhook(w) => format!("webhook {}", w.url),
-            Channel::Outbox(o) => format!("outbox {}", o.path.display()),
+            Channel::Outbox(o) => format!("outbox {}", o.path),
         }
     }
 }
@@ -254,6 +257,9 @@ pub struct Job {
     /// `None`: the job runs only by hand (`billrun job run`).
     pub schedule: Option<Schedule>,
     pub carve_order: CarveOrder,
+    /// The bill run reads the dataset as it was at this instant (`as_of`), to repeat a
+    /// past run; `None`: as it is.
+    pub as_of: Option<chrono::DateTime<chrono::Utc>>,
     pub steps: Vec<Step>,
     pub mappings: Vec<Mapping>,
     pub notify: Vec<NotifyChannel>,
@@ -278,6 +284,7 @@ struct RawJob {
     period: Option<String>,
     schedule: Option<String>,
     carve_order: Option<String>,
+    as_of: Option<String>,
     steps: Vec<String>,
     #[serde(default)]
     mappings: Vec<RawMapping>,
@@ -477,6 +484,14 @@ pub fn parse_job(file: &Path, text: &str) -> Result<Job> {
         }
     };
 
+    let as_of = match &raw.as_of {
+        None => None,
+        Some(t) => Some(
+            billrun_pipeline::dataset::parse_instant(t)
+                .map_err(|problem| invalid("as_of", problem))?,
+        ),
+    };
+
     let mut mappings = Vec::with_capacity(raw.mappings.len());
     for (i, m) in raw.mappings.into_iter().enumerate() {
         let key = |k: &str| format!("mappings[{i}].{k}");
@@ -496,16 +511,7 @@ pub fn parse_job(file: &Path, text: &str) -> Result<Job> {
         if m.file_pattern.trim().is_empty() {
             return Err(invalid(&key("file_pattern"), "is empty".into()));
         }
-        // Leading `--` comment lines (as in data-samples/crm/accounts.sql) are allowed.
-        let starts = m
-            .sql
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with("--"))
-            .collect::<Vec<_>>()
-            .join("\n")
-            .to_ascii_lowercase();
-        if !(starts.starts_with("select") || starts.starts_with("with")) {
+        if !is_select(&m.sql) {
             return Err(invalid(
                 &key("sql"),
                 "must be a SELECT (or WITH ... SELECT) over the table `source`".into(),
@@ -548,6 +554,7 @@ pub fn parse_job(file: &Path, text: &str) -> Result<Job> {
         period,
         schedule,
         carve_order,
+        as_of,
         steps,
         mappings,
         notify,
@@ -689,14 +696,8 @@ fn channel(file: &Path, base: &Path, i: usize, c: RawChannel) -> Result<NotifyCh
         }
         _ => {
             let path = required("path", c.path)?;
-            if path.contains("://") {
-                return Err(invalid(
-                    "path",
-                    format!("`{path}`: the outbox is a local folder for now, not a URL"),
-                ));
-            }
             Channel::Outbox(OutboxChannel {
-                path: base.join(path),
+                path: resolve_location(base, &path, || invalid("path", "is empty".into()))?,
             })
         }
     };
@@ -727,6 +728,19 @@ fn channel(file: &Path, base: &Path, i: usize, c: RawChannel) -> Result<NotifyCh
         ));
     }
     Ok(NotifyChannel { channel, on })
+}
+
+/// Whether a mapping's SQL is a `SELECT` (or `WITH ... SELECT`). Leading `--` comment
+/// lines (as in data-samples/crm/accounts.sql) are allowed.
+pub fn is_select(sql: &str) -> bool {
+    let starts = sql
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .to_ascii_lowercase();
+    starts.starts_with("select") || starts.starts_with("with")
 }
 
 fn article(kind: &str) -> String {

@@ -8,18 +8,19 @@
 //!   `X-Billrun-Signature: sha256=<hex HMAC-SHA256 of the exact body bytes>`, keyed with
 //!   the value of the job's `secret_env` variable. A receiver recomputes the HMAC over the
 //!   raw body and compares in constant time. Any non-2xx answer is a failure.
-//! - **outbox**: `<path>/<job>-<YYYYMMDDTHHMMSSZ>.json` and `.txt`, each written to a
-//!   temporary name in the same folder and renamed, so a reader never sees half a file.
+//! - **outbox**: `<path>/<job>-<YYYYMMDDTHHMMSSZ>.json` and `.txt` in a folder or an
+//!   object-store prefix (`s3://bucket/outbox`), each written whole in one step (a local
+//!   file under a temporary name and renamed; one S3 PUT), so a reader never sees half a file.
 //!
 //! Each channel is tried in turn; one channel's failure is reported in its
 //! [`ChannelOutcome`] and does not stop the others.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use billrun_pipeline::Manifest;
+use billrun_pipeline::dataset::Dataset;
 use billrun_pipeline::import::{FileStatus, ImportSummary};
 use chrono::{DateTime, SecondsFormat, Utc};
 use hmac::{Hmac, Mac};
@@ -200,6 +201,35 @@ impl Summary {
         }
     }
 
+    /// The summary of a sweep run by itself that could not run at all (the inbox is
+    /// locked or unreachable): the `import` step failed with `error`. Fires `job_failed`
+    /// and `import_failed`.
+    pub fn for_failed_import(
+        error: String,
+        started: DateTime<Utc>,
+        finished: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            job: "import".into(),
+            outcome: "failed".into(),
+            period: None,
+            started_at: rfc3339(started),
+            finished_at: rfc3339(finished),
+            failed_step: Some(FailedStep {
+                step: "import".into(),
+                error: error.clone(),
+            }),
+            steps: vec![StepLine {
+                step: "import".into(),
+                status: "failed".into(),
+                detail: error,
+            }],
+            import: None,
+            run: None,
+            finished,
+        }
+    }
+
     /// Whether a step failed.
     pub fn failed(&self) -> bool {
         self.failed_step.is_some()
@@ -366,7 +396,7 @@ pub async fn send_all_with(
         let result = match &c.channel {
             Channel::Email(e) => send_email(e, summary, env).await,
             Channel::Webhook(w) => send_webhook(w, summary, env).await,
-            Channel::Outbox(o) => write_outbox(o, summary).map(|_| ()),
+            Channel::Outbox(o) => write_outbox(o, summary).await.map(|_| ()),
         };
         match result {
             Ok(()) => {
@@ -490,35 +520,32 @@ pub async fn send_webhook(c: &WebhookChannel, summary: &Summary, env: Env<'_>) -
     Ok(())
 }
 
-/// Writes `<job>-<timestamp>.json` and `.txt` into the outbox folder, atomically each.
-/// Returns the two paths.
+/// Writes `<job>-<timestamp>.json` and `.txt` into the outbox (a folder or an
+/// object-store prefix). Each is written in one step (object_store writes a local file
+/// under a temporary name and renames it; an S3 PUT is whole or absent), so a reader never
+/// sees half a file. Returns the two locations, as the outbox's location plus the name.
 ///
 /// # Errors
-/// [`Error::Channel`] when the folder cannot be created or a file cannot be written.
-pub fn write_outbox(c: &OutboxChannel, summary: &Summary) -> Result<[PathBuf; 2]> {
-    let label = format!("outbox {}", c.path.display());
-    let fail = |what: &Path, e: std::io::Error| Error::Channel {
-        channel: label.clone(),
-        message: format!("{}: {e}", what.display()),
+/// [`Error::Channel`] when the outbox cannot be opened or a file cannot be written.
+pub async fn write_outbox(c: &OutboxChannel, summary: &Summary) -> Result<[String; 2]> {
+    let fail = |e: billrun_pipeline::PipelineError| Error::Channel {
+        channel: format!("outbox {}", c.path),
+        message: error_chain(&e),
     };
-    std::fs::create_dir_all(&c.path).map_err(|e| fail(&c.path, e))?;
+    let outbox = Dataset::open_or_create(&c.path).map_err(fail)?;
     let stem = format!(
         "{}-{}",
         summary.job,
         summary.finished.format("%Y%m%dT%H%M%SZ")
     );
-    let json = c.path.join(format!("{stem}.json"));
-    let text = c.path.join(format!("{stem}.txt"));
-    for (path, content) in [(&json, summary.to_json()), (&text, summary.to_text())] {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = c.path.join(format!(".{name}.{}.tmp", std::process::id()));
-        std::fs::write(&tmp, content).map_err(|e| fail(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| fail(path, e))?;
+    let json = format!("{stem}.json");
+    let text = format!("{stem}.txt");
+    for (name, content) in [(&json, summary.to_json()), (&text, summary.to_text())] {
+        let location = outbox.path(name).map_err(fail)?;
+        outbox.put(&location, content.into()).await.map_err(fail)?;
     }
-    Ok([json, text])
+    let at = |name: &str| format!("{}/{name}", c.path.trim_end_matches('/'));
+    Ok([at(&json), at(&text)])
 }
 
 /// An error and its sources, joined by `: `.

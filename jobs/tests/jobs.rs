@@ -75,7 +75,10 @@ fn the_nightly_job_parses_with_paths_relative_to_its_folder() {
         job.notify[0],
         NotifyChannel {
             channel: Channel::Outbox(OutboxChannel {
-                path: dir.join("../out/nightly/outbox"),
+                path: dir
+                    .join("../out/nightly/outbox")
+                    .to_string_lossy()
+                    .into_owned(),
             }),
             on: [Trigger::JobFinished].into(),
         }
@@ -1023,7 +1026,7 @@ async fn a_failing_channel_is_reported_and_the_others_still_go() {
     let server = serve_once(listener, "500 Internal Server Error");
     let outbox = NotifyChannel {
         channel: Channel::Outbox(OutboxChannel {
-            path: dir.path().join("outbox"),
+            path: dir.path().join("outbox").to_string_lossy().into_owned(),
         }),
         on: [Trigger::JobFinished].into(),
     };

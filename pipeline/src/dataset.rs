@@ -1,6 +1,15 @@
 //! Datasets on object storage: one folder (prefix) per table, CSV or Parquet files in it.
+//!
+//! A location may end in `?as_of=<RFC3339 instant>` (what `billrun run --as-of` passes):
+//! the dataset is then read **as it was at that instant**, from what the import keeps:
+//! each master table is the version that was current then (the current file, or the
+//! `_history/<table>/` file of the first replacement after the instant), and a
+//! transactional table holds only the files whose `_imports/<sha256>.json` record says
+//! they were loaded by then. So a past bill run can be repeated as it was.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
 use billrun_schemas::Table;
 use bytes::Bytes;
@@ -58,6 +67,93 @@ pub struct Dataset {
     root: Path,
     /// The location as the user gave it, for messages and the manifest.
     pub location: String,
+    /// Read as it was at this instant (`?as_of=`), not as it is.
+    as_of: Option<AsOf>,
+}
+
+/// What marks a location as read at an instant.
+pub const AS_OF_PARAM: &str = "?as_of=";
+
+/// `location` read as it was at `at`: `<location>?as_of=<RFC3339>`.
+pub fn location_as_of(location: &str, at: DateTime<Utc>) -> String {
+    format!(
+        "{location}{AS_OF_PARAM}{}",
+        at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    )
+}
+
+/// An instant given as RFC 3339 (`2026-11-02T10:15:00Z`) or as a date (`2026-11-02`,
+/// meaning the end of that day, UTC: everything loaded that day counts).
+///
+/// # Errors
+/// The text is neither, as a message for the user.
+pub fn parse_instant(text: &str) -> std::result::Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        let end = d
+            .and_hms_nano_opt(23, 59, 59, 999_999_999)
+            .expect("23:59:59.999999999 is a time of every day");
+        return Ok(end.and_utc());
+    }
+    Err(format!(
+        "`{text}` is neither an RFC 3339 instant (2026-11-02T10:15:00Z) nor a date (2026-11-02)"
+    ))
+}
+
+/// When something happened to a dataset: an instant, or only a day (records written
+/// before instants were kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum When {
+    Instant(DateTime<Utc>),
+    Day(NaiveDate),
+}
+
+impl When {
+    /// Whether it happened at or before `t`; `None` when only the day is known and it is
+    /// `t`'s day.
+    fn at_or_before(self, t: DateTime<Utc>) -> Option<bool> {
+        match self {
+            When::Instant(i) => Some(i <= t),
+            When::Day(d) => match d.cmp(&t.date_naive()) {
+                std::cmp::Ordering::Less => Some(true),
+                std::cmp::Ordering::Greater => Some(false),
+                std::cmp::Ordering::Equal => None,
+            },
+        }
+    }
+
+    /// For ordering: a day counts from its start.
+    fn sort_key(self) -> DateTime<Utc> {
+        match self {
+            When::Instant(i) => i,
+            When::Day(d) => d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc(),
+        }
+    }
+}
+
+/// The instant a dataset is read at, and its import records, read once.
+#[derive(Debug, Clone)]
+struct AsOf {
+    at: DateTime<Utc>,
+    records: Arc<OnceLock<Vec<ImportRecord>>>,
+}
+
+/// What `_imports/<sha256>.json` says about a loaded file.
+#[derive(Debug, Clone)]
+struct ImportRecord {
+    table: String,
+    sha256: String,
+    loaded: When,
+}
+
+#[derive(serde::Deserialize)]
+struct RawImportRecord {
+    table: String,
+    sha256: String,
+    loaded_at: Option<String>,
+    loaded_on: Option<String>,
 }
 
 impl Dataset {
@@ -66,7 +162,25 @@ impl Dataset {
     /// # Errors
     /// [`PipelineError::DatasetLocation`] when the location cannot be resolved to a store.
     pub fn open(location: &str) -> Result<Self> {
-        let url = location_url(location)?;
+        let (base, as_of) = match location.rsplit_once(AS_OF_PARAM) {
+            Some((base, at)) => {
+                let at = DateTime::parse_from_rfc3339(at).map_err(|e| {
+                    PipelineError::DatasetLocation {
+                        location: location.to_string(),
+                        reason: format!(
+                            "`{at}` after `{AS_OF_PARAM}` is not an RFC 3339 instant: {e}"
+                        ),
+                    }
+                })?;
+                let as_of = AsOf {
+                    at: at.with_timezone(&Utc),
+                    records: Arc::default(),
+                };
+                (base, Some(as_of))
+            }
+            None => (location, None),
+        };
+        let url = location_url(base)?;
         // Object-store settings (credentials, endpoint, region, allow_http) come from the
         // environment, as `AWS_*` variables: never from job files or logs.
         let settings = std::env::vars()
@@ -82,6 +196,7 @@ impl Dataset {
             store: Arc::from(store),
             root,
             location: location.to_string(),
+            as_of,
         })
     }
 
@@ -92,7 +207,149 @@ impl Dataset {
     /// # Errors
     /// Listing failures, and [`PipelineError::UnknownFormat`].
     pub async fn table_files(&self, table: Table) -> Result<Vec<InputFile>> {
-        let prefix = self.root.clone().join(table.name());
+        let files = self.files_under(table.name(), table).await?;
+        match &self.as_of {
+            None => Ok(files),
+            Some(as_of) => self.files_as_of(table, files, as_of).await,
+        }
+    }
+
+    /// The files of `table` as they were at `as_of.at` (see the module's note).
+    async fn files_as_of(
+        &self,
+        table: Table,
+        current: Vec<InputFile>,
+        as_of: &AsOf,
+    ) -> Result<Vec<InputFile>> {
+        let at = as_of.at;
+        let error = |file: &str, reason: String| PipelineError::AsOf {
+            file: file.to_string(),
+            as_of: at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            reason,
+        };
+        let day_only = |what: &str| {
+            format!(
+                "{what} records only the day, not the instant; give --as-of an instant on another day"
+            )
+        };
+        let records = self.import_records(as_of).await?;
+        if table.is_transactional() {
+            let mut kept = Vec::with_capacity(current.len());
+            for file in current {
+                // Imported files are named `<source stem>-<first 16 hex of SHA-256>`.
+                let stem = file.name.rsplit('/').next().unwrap_or_default();
+                let stem = stem.rsplit_once('.').map_or(stem, |(s, _)| s);
+                let short = stem.rsplit_once('-').map(|(_, s)| s).unwrap_or_default();
+                let record = records.iter().find(|r| {
+                    r.table == table.name() && short.len() == 16 && r.sha256.starts_with(short)
+                });
+                let Some(record) = record else {
+                    return Err(error(
+                        &file.name,
+                        "no import record (`_imports/<sha256>.json`) says when it was loaded; \
+                         only files loaded by `billrun import` can be read as of an instant"
+                            .into(),
+                    ));
+                };
+                match record.loaded.at_or_before(at) {
+                    Some(true) => kept.push(file),
+                    Some(false) => {}
+                    None => {
+                        return Err(error(
+                            &file.name,
+                            day_only(&format!(
+                                "its import record _imports/{}.json",
+                                record.sha256
+                            )),
+                        ));
+                    }
+                }
+            }
+            return Ok(kept);
+        }
+        // Master data: nothing, if no file of the table had been loaded by then.
+        let mut loaded = records
+            .iter()
+            .filter(|r| r.table == table.name())
+            .map(|r| (r, r.loaded.at_or_before(at)));
+        if !loaded.clone().any(|(_, by_then)| by_then == Some(true)) {
+            if let Some((r, _)) = loaded.find(|(_, by_then)| by_then.is_none()) {
+                return Err(error(
+                    &format!("_imports/{}.json", r.sha256),
+                    day_only("this import record"),
+                ));
+            }
+            return Ok(Vec::new());
+        }
+        // Else the version the first replacement after the instant kept, or the current.
+        let mut history = Vec::new();
+        for file in self
+            .files_under(&format!("_history/{}", table.name()), table)
+            .await?
+        {
+            let replaced = history_time(&file.name).ok_or_else(|| {
+                error(&file.name, "not a history file name billrun writes".into())
+            })?;
+            history.push((replaced, file));
+        }
+        history.sort_by(|a, b| {
+            (a.0.0.sort_key(), a.0.1, &a.1.name).cmp(&(b.0.0.sort_key(), b.0.1, &b.1.name))
+        });
+        for ((replaced, _), file) in history {
+            match replaced.at_or_before(at) {
+                Some(true) => {}
+                Some(false) => return Ok(vec![file]),
+                None => return Err(error(&file.name, day_only("this history file's name"))),
+            }
+        }
+        Ok(current)
+    }
+
+    /// Every `_imports/<sha256>.json` record, read once per opened dataset.
+    async fn import_records<'a>(&self, as_of: &'a AsOf) -> Result<&'a Vec<ImportRecord>> {
+        if let Some(records) = as_of.records.get() {
+            return Ok(records);
+        }
+        let prefix = self.path("_imports")?;
+        let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
+        let mut records = Vec::with_capacity(metas.len());
+        for meta in metas {
+            let name = relative_name(&self.root, &meta.location);
+            let bad = |reason: String| PipelineError::AsOf {
+                file: name.clone(),
+                as_of: as_of
+                    .at
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                reason,
+            };
+            let bytes = self.get(&meta.location).await?;
+            let raw: RawImportRecord = serde_json::from_slice(&bytes)
+                .map_err(|e| bad(format!("not an import record: {e}")))?;
+            let loaded = match (&raw.loaded_at, &raw.loaded_on) {
+                (Some(t), _) => When::Instant(
+                    DateTime::parse_from_rfc3339(t)
+                        .map_err(|e| bad(format!("`loaded_at` `{t}`: {e}")))?
+                        .with_timezone(&Utc),
+                ),
+                (None, Some(d)) => When::Day(
+                    NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                        .map_err(|e| bad(format!("`loaded_on` `{d}`: {e}")))?,
+                ),
+                (None, None) => return Err(bad("says neither `loaded_at` nor `loaded_on`".into())),
+            };
+            records.push(ImportRecord {
+                table: raw.table,
+                sha256: raw.sha256,
+                loaded,
+            });
+        }
+        let _ = as_of.records.set(records);
+        Ok(as_of.records.get().expect("set just now"))
+    }
+
+    /// The CSV and Parquet files below `prefix` (relative to the root), in name order.
+    async fn files_under(&self, prefix: &str, table: Table) -> Result<Vec<InputFile>> {
+        let prefix = self.path(prefix)?;
         let mut metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
         metas.sort_by(|a, b| a.location.as_ref().cmp(b.location.as_ref()));
         let mut files = Vec::with_capacity(metas.len());
@@ -233,6 +490,29 @@ impl Dataset {
     }
 }
 
+/// When a history file's version was replaced, and its sequence within that instant:
+/// `20261102T101500.123456Z-0003-before-<sha>.parquet`, or (written before instants
+/// were kept) `2026-11-02-before-<sha>.parquet`.
+fn history_time(name: &str) -> Option<(When, u32)> {
+    let file = name.rsplit('/').next()?;
+    let (head, _) = file.split_once("-before-")?;
+    if let Ok(day) = NaiveDate::parse_from_str(head, "%Y-%m-%d") {
+        return Some((When::Day(day), 0));
+    }
+    let (instant, seq) = head.split_once('-')?;
+    let instant = NaiveDateTime::parse_from_str(instant, "%Y%m%dT%H%M%S%.fZ").ok()?;
+    Some((When::Instant(instant.and_utc()), seq.parse().ok()?))
+}
+
+/// The name of the history file that keeps the version replaced at `at`, the `seq`th
+/// replacement of its sweep, by the file with SHA-256 prefix `short_sha`.
+pub fn history_file_name(at: DateTime<Utc>, seq: u32, short_sha: &str) -> String {
+    format!(
+        "{}-{seq:04}-before-{short_sha}.parquet",
+        at.format("%Y%m%dT%H%M%S%.6fZ")
+    )
+}
+
 fn relative_name(root: &Path, location: &Path) -> String {
     let full = location.as_ref();
     let root = root.as_ref();
@@ -266,6 +546,56 @@ fn location_url(location: &str) -> Result<Url> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn history_names_order_by_instant_and_sequence_and_old_names_still_read() {
+        let at = DateTime::parse_from_rfc3339("2026-11-02T10:15:00.123456Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let name = history_file_name(at, 3, "abcdef0123456789");
+        assert_eq!(
+            name,
+            "20261102T101500.123456Z-0003-before-abcdef0123456789.parquet"
+        );
+        assert_eq!(
+            history_time(&format!("_history/customers/{name}")),
+            Some((When::Instant(at), 3))
+        );
+        let day = NaiveDate::from_ymd_opt(2026, 11, 2).unwrap();
+        assert_eq!(
+            history_time("_history/customers/2026-11-02-before-abcdef0123456789.parquet"),
+            Some((When::Day(day), 0))
+        );
+        assert_eq!(history_time("_history/customers/notes.parquet"), None);
+        // A day-only time cannot be placed against an instant of the same day.
+        assert_eq!(When::Day(day).at_or_before(at), None);
+        assert_eq!(
+            When::Day(day).at_or_before(at + chrono::Duration::days(1)),
+            Some(true)
+        );
+        assert_eq!(
+            When::Day(day).at_or_before(at - chrono::Duration::days(1)),
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn as_of_takes_an_instant_or_a_whole_day() {
+        assert_eq!(
+            parse_instant("2026-11-02T11:15:00+01:00")
+                .unwrap()
+                .to_rfc3339(),
+            "2026-11-02T10:15:00+00:00"
+        );
+        assert_eq!(
+            parse_instant("2026-11-02").unwrap().to_rfc3339(),
+            "2026-11-02T23:59:59.999999999+00:00"
+        );
+        assert_eq!(
+            parse_instant("yesterday").unwrap_err(),
+            "`yesterday` is neither an RFC 3339 instant (2026-11-02T10:15:00Z) nor a date (2026-11-02)"
+        );
+    }
 
     #[tokio::test]
     async fn lists_table_files_in_name_order_and_refuses_unknown_formats() {

@@ -14,6 +14,15 @@ pub enum PipelineError {
     #[error("dataset location `{location}` is not usable: {reason}")]
     DatasetLocation { location: String, reason: String },
 
+    /// The dataset cannot be read as it was at an instant (a file without its import
+    /// record, a record or history file that cannot be placed before or after it).
+    #[error("{file}: cannot read the dataset as of {as_of}: {reason}")]
+    AsOf {
+        file: String,
+        as_of: String,
+        reason: String,
+    },
+
     #[error("{file}: {source}")]
     Template {
         file: String,

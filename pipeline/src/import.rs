@@ -223,8 +223,9 @@ async fn sweep_locked(
         .progress
         .items("sweeping the inbox", files.len() as u64);
     let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
-    for (name, location, size) in files {
-        let outcome = sweep_file(inbox, dataset, options, &name, &location, size).await?;
+    for (seq, (name, location, size)) in files.into_iter().enumerate() {
+        let seq = u32::try_from(seq).unwrap_or(u32::MAX);
+        let outcome = sweep_file(inbox, dataset, options, (&name, seq), &location, size).await?;
         if let Some(table) = &outcome.0.table {
             let entry = summary.rows_by_table.entry(table.clone()).or_default();
             entry.0 += outcome.0.rows_loaded;
@@ -312,7 +313,7 @@ async fn sweep_file(
     inbox: &Dataset,
     dataset: &Dataset,
     options: &ImportOptions,
-    name: &str,
+    (name, seq): (&str, u32),
     location: &object_store::path::Path,
     size: u64,
 ) -> Result<(FileOutcome, Vec<String>)> {
@@ -432,6 +433,9 @@ async fn sweep_file(
         .collect();
 
     // Load: append (named by content, so a re-run rewrites the same file) or upsert.
+    // The instant the file's rows join the dataset, recorded in its history file name and
+    // its import record, so that the dataset can be read as it was at any instant.
+    let now = chrono::Utc::now();
     let short = &sha[..16];
     let rows = file_batches(table, &decoded.batches)?;
     if table.is_transactional() {
@@ -445,7 +449,7 @@ async fn sweep_file(
                 .await?;
         }
     } else {
-        upsert(dataset, table, rows, today, short).await?;
+        upsert(dataset, table, rows, (now, seq), short).await?;
     }
     if !decoded.rejects.is_empty() {
         let to = dataset.path(&format!("_rejects/{}/import-{short}.parquet", table.name()))?;
@@ -462,6 +466,7 @@ async fn sweep_file(
         "rows_loaded": outcome.rows_loaded,
         "rows_rejected": outcome.rows_rejected,
         "loaded_on": today.to_string(),
+        "loaded_at": now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
     });
     dataset
         .put(&marker, Bytes::from(record.to_string()))
@@ -522,12 +527,13 @@ fn parquet_bytes(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Bytes> {
 
 /// Upserts master data: the rows of `incoming` replace every current row with the same
 /// key; the table becomes one file `<table>/<table>.parquet`, and the version it replaces
-/// is kept under `_history/<table>/`.
+/// is kept under `_history/<table>/`, named by the instant it was replaced at and the
+/// file's sequence in its sweep (so replacements order correctly, several in a day too).
 async fn upsert(
     dataset: &Dataset,
     table: Table,
     incoming: Vec<RecordBatch>,
-    today: NaiveDate,
+    (now, seq): (chrono::DateTime<chrono::Utc>, u32),
     short_sha: &str,
 ) -> Result<()> {
     let schema = file_schema(table);
@@ -552,8 +558,9 @@ async fn upsert(
     let merged = concat_batches(&schema, &kept)?;
     if !current.is_empty() {
         let history = dataset.path(&format!(
-            "_history/{}/{today}-before-{short_sha}.parquet",
-            table.name()
+            "_history/{}/{}",
+            table.name(),
+            crate::dataset::history_file_name(now, seq, short_sha)
         ))?;
         let previous = concat_batches(&schema, &current)?;
         dataset

@@ -4,7 +4,7 @@
 //! dataset billed to the same invoices as the hand-checked sample.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use arrow::array::RecordBatch;
 use billrun_engine::BillingMonth;
@@ -13,16 +13,14 @@ use billrun_pipeline::{Progress, RunOptions, run_bill};
 use billrun_schemas::Table;
 use chrono::NaiveDate;
 
-use crate::common::{billrun, copy_dir, read_csv, rows, runtime};
+use crate::common::{
+    billrun, copy_dir, read_csv, repo, rows, runtime, s3_env, s3_tool, start_s3, stdout_of_success,
+};
 
 const TODAY: &str = "2026-11-02";
 
 fn today() -> NaiveDate {
     NaiveDate::parse_from_str(TODAY, "%Y-%m-%d").unwrap()
-}
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
 fn sweep_local(inbox: &Path, dataset: &Path, mappings: Vec<Mapping>) -> ImportSummary {
@@ -43,7 +41,7 @@ fn write(path: &Path, bytes: &[u8]) {
 }
 
 /// Rows of every Parquet file of a dataset table.
-fn dataset_rows(dataset: &Path, table: &str) -> usize {
+pub fn dataset_rows(dataset: &Path, table: &str) -> usize {
     let mut total = 0;
     let Ok(entries) = std::fs::read_dir(dataset.join(table)) else {
         return 0;
@@ -274,7 +272,7 @@ fn a_sweep_loads_good_files_once_and_fails_bad_ones_one_by_one() {
 }
 
 /// The run in `out` billed every invoice of the hand-checked sample, to the minor unit.
-fn assert_sample_invoices(out: &Path) {
+pub fn assert_sample_invoices(out: &Path) {
     let totals: Vec<Vec<String>> = rows(
         out,
         "SELECT invoice_id, total, currency FROM invoices ORDER BY invoice_id",
@@ -477,71 +475,6 @@ fn a_sweep_killed_half_way_loads_every_row_exactly_once_when_run_again() {
     }
 }
 
-/// A moto S3 server on a free loopback port, stopped when dropped.
-struct S3Server {
-    child: std::process::Child,
-    endpoint: String,
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_s3() -> Option<S3Server> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = std::process::Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn();
-    let child = match child {
-        Ok(c) => c,
-        Err(e) if std::env::var_os("BILLRUN_REQUIRE_S3").is_none() => {
-            eprintln!("moto_server not available ({e}); skipped — CI runs this test");
-            return None;
-        }
-        Err(e) => panic!("moto_server is required but could not start: {e}"),
-    };
-    let server = S3Server {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-    };
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some(server);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("moto_server did not listen on port {port}");
-}
-
-fn s3_tool(endpoint: &str, args: &[&str]) -> String {
-    let output = std::process::Command::new("python3")
-        .arg(repo("scripts/s3_tool.py"))
-        .arg(endpoint)
-        .args(args)
-        .output()
-        .unwrap();
-    stdout_of_success(output, &format!("s3_tool {args:?}"))
-}
-
-/// The standard output of a command that must have succeeded.
-fn stdout_of_success(output: std::process::Output, what: &str) -> String {
-    assert!(
-        output.status.success(),
-        "{what}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
 #[test]
 fn the_workflow_runs_against_an_s3_compatible_server() {
     let Some(s3) = start_s3() else {
@@ -580,11 +513,7 @@ fn the_workflow_runs_against_an_s3_compatible_server() {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_billrun"))
             .arg("--quiet")
             .args(args)
-            .env("AWS_ENDPOINT", e)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ALLOW_HTTP", "true")
+            .envs(s3_env(e))
             .output()
             .unwrap();
         stdout_of_success(output, &format!("billrun {args:?}"))
@@ -652,4 +581,93 @@ fn the_workflow_runs_against_an_s3_compatible_server() {
         "2026-10",
     ]);
     assert_sample_invoices(&out);
+}
+
+fn bill(dataset: &str, out: &Path) {
+    runtime()
+        .block_on(run_bill(RunOptions {
+            data: dataset.to_string(),
+            out: out.to_path_buf(),
+            period: BillingMonth::parse("2026-10").unwrap(),
+            threads: Some(2),
+            carve_order: Default::default(),
+            memory_limit: None,
+            progress: Progress::hidden(),
+        }))
+        .unwrap();
+}
+
+#[test]
+fn a_past_bill_run_is_repeated_as_it_was_with_as_of() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inbox, dataset) = (dir.path().join("inbox"), dir.path().join("dataset"));
+    copy_dir(&repo("data-samples/sample/input"), &inbox);
+    sweep_local(&inbox, &dataset, Vec::new());
+    let first = dir.path().join("first");
+    bill(dataset.to_str().unwrap(), &first);
+    assert_sample_invoices(&first);
+    let between = chrono::Utc::now();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+
+    // Later: C002's payment terms change from 45 to 10 days, and a late event arrives.
+    write(
+        &inbox.join("customers/update.csv"),
+        b"customer_id,name,currency,billing_day,payment_terms_days,tax_region,email\n\
+          C002,Northwind Telecom LLC,USD,1,10,US-TX,ap@northwind-telecom.example\n",
+    );
+    write(
+        &inbox.join("usage/late.csv"),
+        b"event_id,customer_id,product_id,ts,quantity\nEVLATE1,C002,P-API,2026-10-20T00:00:00Z,1000\n",
+    );
+    sweep_local(&inbox, &dataset, Vec::new());
+    assert_eq!(dataset_rows(&dataset, "_history/customers"), 20);
+
+    // As of the instant between the sweeps: the first run's invoices, line for line.
+    let repeated = dir.path().join("repeated");
+    let at = between.to_rfc3339();
+    let output = billrun(&[
+        "run",
+        "--data",
+        dataset.to_str().unwrap(),
+        "--out",
+        repeated.to_str().unwrap(),
+        "--period",
+        "2026-10",
+        "--as-of",
+        &at,
+    ]);
+    stdout_of_success(output, "billrun run --as-of");
+    for sql in [
+        "SELECT * FROM invoices ORDER BY invoice_id",
+        "SELECT * FROM invoice_lines ORDER BY invoice_id, line_no",
+        "SELECT event_id, amount FROM rated_usage ORDER BY event_id",
+    ] {
+        assert_eq!(rows(&repeated, sql), rows(&first, sql), "{sql}");
+    }
+    // As it is now: the new terms and the late event.
+    let now = dir.path().join("now");
+    bill(dataset.to_str().unwrap(), &now);
+    let c002 = "SELECT due_date FROM invoices WHERE invoice_id = 'INV-202610-C002-USD'";
+    assert_eq!(rows(&first, c002), [["2026-12-16"]]);
+    assert_eq!(rows(&repeated, c002), [["2026-12-16"]]);
+    assert_eq!(rows(&now, c002), [["2026-11-11"]]);
+    let late = "SELECT count(*) FROM rated_usage WHERE event_id = 'EVLATE1'";
+    assert_eq!(rows(&repeated, late), [["0"]]);
+    assert_eq!(rows(&now, late), [["1"]]);
+
+    // Before anything was loaded, the dataset had no customers: said, not billed.
+    let output = billrun(&[
+        "run",
+        "--data",
+        dataset.to_str().unwrap(),
+        "--out",
+        dir.path().join("never").to_str().unwrap(),
+        "--period",
+        "2026-10",
+        "--as-of",
+        "2020-01-01",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("customers"), "{stderr}");
 }
