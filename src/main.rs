@@ -202,16 +202,13 @@ fn run(cli: Cli) -> Result<()> {
             as_of,
         } => {
             let period = billrun_engine_month(&period)?;
-            let data = match as_of {
-                Some(at) => billrun_pipeline::dataset::location_as_of(&data, at),
-                None => data,
-            };
             let carve_order = match carve_order {
                 CarveOrderArg::AllocateThenCarve => billrun_engine::CarveOrder::AllocateThenCarve,
                 CarveOrderArg::CarveThenAllocate => billrun_engine::CarveOrder::CarveThenAllocate,
             };
             let runtime = runtime(threads)?;
             let manifest = runtime.block_on(run_bill(RunOptions {
+                as_of,
                 data: data.clone(),
                 out: out.clone(),
                 period,

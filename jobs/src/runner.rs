@@ -238,12 +238,9 @@ pub async fn run_job_with(job: &Job, today: NaiveDate, steps: &impl StepRunner) 
                     bill_run_by = Some(bill_step);
                     // Checked on load: a job with a bill-run step has an output folder.
                     let out = job.out_for(period).unwrap_or_default();
-                    let data = match job.as_of {
-                        Some(at) => billrun_pipeline::dataset::location_as_of(&job.dataset, at),
-                        None => job.dataset.clone(),
-                    };
                     let options = RunOptions {
-                        data,
+                        data: job.dataset.clone(),
+                        as_of: job.as_of,
                         out: out.clone(),
                         period,
                         threads: None,

@@ -572,6 +572,7 @@ fn manifest(options: &RunOptions) -> Manifest {
         billrun_version: "test",
         period: options.period.to_string(),
         dataset: options.data.clone(),
+        as_of: None,
         threads: 1,
         usage: UsageCounts {
             read: 10,
@@ -839,6 +840,7 @@ fn summary() -> Summary {
     s.period = Some("2026-10".into());
     s.run = Some(billrun_jobs::notify::RunPart::from_manifest(&manifest(
         &RunOptions {
+            as_of: None,
             data: "dataset".into(),
             out: "out".into(),
             period: BillingMonth {

@@ -1,7 +1,7 @@
 //! Datasets on object storage: one folder (prefix) per table, CSV or Parquet files in it.
 //!
-//! A location may end in `?as_of=<RFC3339 instant>` (what `billrun run --as-of` passes):
-//! the dataset is then read **as it was at that instant**, from what the import keeps:
+//! A dataset opened [`Dataset::as_of`] an instant (what `billrun run --as-of` does) is
+//! read **as it was at that instant**, from what the import keeps:
 //! each master table is the version that was current then (the current file, or the
 //! `_history/<table>/` file of the first replacement after the instant), and a
 //! transactional table holds only the files whose `_imports/<sha256>.json` record says
@@ -67,19 +67,8 @@ pub struct Dataset {
     root: Path,
     /// The location as the user gave it, for messages and the manifest.
     pub location: String,
-    /// Read as it was at this instant (`?as_of=`), not as it is.
+    /// Read as it was at this instant, not as it is.
     as_of: Option<AsOf>,
-}
-
-/// What marks a location as read at an instant.
-pub const AS_OF_PARAM: &str = "?as_of=";
-
-/// `location` read as it was at `at`: `<location>?as_of=<RFC3339>`.
-pub fn location_as_of(location: &str, at: DateTime<Utc>) -> String {
-    format!(
-        "{location}{AS_OF_PARAM}{}",
-        at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-    )
 }
 
 /// An instant given as RFC 3339 (`2026-11-02T10:15:00Z`) or as a date (`2026-11-02`,
@@ -162,25 +151,7 @@ impl Dataset {
     /// # Errors
     /// [`PipelineError::DatasetLocation`] when the location cannot be resolved to a store.
     pub fn open(location: &str) -> Result<Self> {
-        let (base, as_of) = match location.rsplit_once(AS_OF_PARAM) {
-            Some((base, at)) => {
-                let at = DateTime::parse_from_rfc3339(at).map_err(|e| {
-                    PipelineError::DatasetLocation {
-                        location: location.to_string(),
-                        reason: format!(
-                            "`{at}` after `{AS_OF_PARAM}` is not an RFC 3339 instant: {e}"
-                        ),
-                    }
-                })?;
-                let as_of = AsOf {
-                    at: at.with_timezone(&Utc),
-                    records: Arc::default(),
-                };
-                (base, Some(as_of))
-            }
-            None => (location, None),
-        };
-        let url = location_url(base)?;
+        let url = location_url(location)?;
         // Object-store settings (credentials, endpoint, region, allow_http) come from the
         // environment, as `AWS_*` variables: never from job files or logs.
         let settings = std::env::vars()
@@ -196,8 +167,23 @@ impl Dataset {
             store: Arc::from(store),
             root,
             location: location.to_string(),
-            as_of,
+            as_of: None,
         })
+    }
+
+    /// This dataset read as it was at `at` (see the module's documentation).
+    #[must_use]
+    pub fn as_of(mut self, at: DateTime<Utc>) -> Self {
+        self.as_of = Some(AsOf {
+            at,
+            records: Arc::default(),
+        });
+        self
+    }
+
+    /// The instant this dataset is read at, if not now.
+    pub fn read_at(&self) -> Option<DateTime<Utc>> {
+        self.as_of.as_ref().map(|a| a.at)
     }
 
     /// Lists a table's files in file-name order (the order that decides which duplicate

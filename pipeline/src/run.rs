@@ -51,6 +51,9 @@ pub struct RunOptions {
     /// Bytes the query engine may hold for sorts, joins and aggregates before they
     /// spill to disk (default: [`default_memory_limit`]).
     pub memory_limit: Option<usize>,
+    /// Bill the dataset as it was at this instant (`billrun run --as-of`), to repeat a
+    /// past bill run; `None` reads it as it is.
+    pub as_of: Option<chrono::DateTime<chrono::Utc>>,
     pub progress: Progress,
 }
 
@@ -78,6 +81,9 @@ pub struct Manifest {
     pub billrun_version: &'static str,
     pub period: String,
     pub dataset: String,
+    /// The instant the dataset was read at (RFC 3339), when the run repeated a past one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<String>,
     pub threads: usize,
     pub usage: UsageCounts,
     pub invoices: usize,
@@ -125,7 +131,10 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .max(1);
-    let dataset = Dataset::open(&options.data)?;
+    let dataset = match options.as_of {
+        Some(at) => Dataset::open(&options.data)?.as_of(at),
+        None => Dataset::open(&options.data)?,
+    };
     let progress = &options.progress;
     // Validated usage waits here for the query engine, instead of in memory. Removed
     // when the run ends, however it ends.
@@ -407,6 +416,9 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         billrun_version: env!("CARGO_PKG_VERSION"),
         period: options.period.to_string(),
         dataset: dataset.location.clone(),
+        as_of: dataset
+            .read_at()
+            .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
         threads,
         usage: counts,
         invoices: invoicing.invoices.len(),

@@ -26,6 +26,7 @@ fn expected(name: &str) -> PathBuf {
 fn run_sample(out: &Path, threads: usize) -> Manifest {
     runtime()
         .block_on(run_bill(RunOptions {
+            as_of: None,
             memory_limit: None,
             data: sample_input().to_string_lossy().into_owned(),
             out: out.to_path_buf(),
@@ -186,6 +187,7 @@ fn retries_sent_three_times_are_rated_once_and_rejected_twice() {
     let out = dir.path().join("out");
     let manifest = runtime()
         .block_on(run_bill(RunOptions {
+            as_of: None,
             memory_limit: None,
             data: data.to_string_lossy().into_owned(),
             out: out.clone(),
@@ -384,6 +386,7 @@ fn reruns_are_byte_identical_whatever_the_thread_count() {
 fn run_err(data: &Path, out: &Path) -> String {
     let err = runtime()
         .block_on(run_bill(RunOptions {
+            as_of: None,
             memory_limit: None,
             data: data.to_string_lossy().into_owned(),
             out: out.to_path_buf(),

@@ -338,6 +338,7 @@ fn a_swept_sample_bills_exactly_like_the_hand_checked_sample() {
     let out = dir.path().join("out");
     runtime()
         .block_on(run_bill(RunOptions {
+            as_of: None,
             data: dataset.to_string_lossy().into_owned(),
             out: out.clone(),
             period: BillingMonth::parse("2026-10").unwrap(),
@@ -586,6 +587,7 @@ fn the_workflow_runs_against_an_s3_compatible_server() {
 fn bill(dataset: &str, out: &Path) {
     runtime()
         .block_on(run_bill(RunOptions {
+            as_of: None,
             data: dataset.to_string(),
             out: out.to_path_buf(),
             period: BillingMonth::parse("2026-10").unwrap(),

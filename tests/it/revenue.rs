@@ -25,6 +25,7 @@ fn expected(name: &str) -> PathBuf {
 fn run_revenue(out: &Path, carve_order: CarveOrder) {
     runtime()
         .block_on(run_bill(RunOptions {
+            as_of: None,
             data: revenue_input().to_string_lossy().into_owned(),
             out: out.to_path_buf(),
             period: BillingMonth::parse("2026-10").unwrap(),
@@ -391,6 +392,7 @@ fn gl_references_are_checked_against_the_chart_of_accounts() {
     let out = dir.path().join("out");
     runtime()
         .block_on(run_bill(RunOptions {
+            as_of: None,
             data: data.to_string_lossy().into_owned(),
             out: out.clone(),
             period: BillingMonth::parse("2026-10").unwrap(),
