@@ -46,8 +46,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = CarveOrderArg::AllocateThenCarve)]
         carve_order: CarveOrderArg,
         /// Memory the query engine may use before sorts, joins and aggregates spill to
-        /// disk: bytes, or with a K, M, G or T suffix (powers of 1024). Default: an
-        /// eighth of the machine's memory.
+        /// disk: bytes, or with a K, M, G or T suffix (powers of 1024). Default: a
+        /// twelfth of the machine's memory.
         #[arg(long, value_parser = parse_bytes)]
         memory_limit: Option<usize>,
         /// Read the dataset as it was at this instant (RFC 3339, 2026-11-02T10:15:00Z) or
