@@ -2,7 +2,6 @@
 //! notification channel against real servers on loopback.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -19,6 +18,11 @@ use billrun_pipeline::import::{FileOutcome, FileStatus, ImportOptions, ImportSum
 use billrun_pipeline::{Manifest, RunOptions, UsageCounts};
 use billrun_schemas::Table;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+
+// The SMTP sink and the webhook receiver, shared with the end-to-end tests.
+#[path = "../../tests/support/servers.rs"]
+mod servers;
+use servers::{serve_http, start_smtp};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -928,52 +932,6 @@ fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + Sync + us
     move |k| map.get(k).cloned()
 }
 
-/// One HTTP request as received: request line, headers (lower-case names), body.
-#[derive(Debug)]
-struct Received {
-    request_line: String,
-    headers: BTreeMap<String, String>,
-    body: Vec<u8>,
-}
-
-/// Accepts one connection on `listener`, reads one request, answers `status`.
-fn serve_once(listener: TcpListener, status: &'static str) -> std::thread::JoinHandle<Received> {
-    std::thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut request_line = String::new();
-        reader.read_line(&mut request_line).unwrap();
-        let mut headers = BTreeMap::new();
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            let (k, v) = line.split_once(':').unwrap();
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-        }
-        let length: usize = headers["content-length"].parse().unwrap();
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).unwrap();
-        let mut stream = stream;
-        write!(
-            stream,
-            "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        Received {
-            request_line: request_line.trim_end().to_string(),
-            headers,
-            body,
-        }
-    })
-}
-
 fn webhook(url: String) -> NotifyChannel {
     NotifyChannel {
         channel: Channel::Webhook(WebhookChannel {
@@ -988,7 +946,7 @@ fn webhook(url: String) -> NotifyChannel {
 async fn the_webhook_posts_the_json_summary_signed_with_hmac_sha256() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let server = serve_once(listener, "200 OK");
+    let server = serve_http(listener, 1, "200 OK");
     let s = summary();
     let env = env_of(&[("HOOK_SECRET", "it's a secret")]);
     let outcomes = send_all_with(
@@ -998,7 +956,7 @@ async fn the_webhook_posts_the_json_summary_signed_with_hmac_sha256() {
     )
     .await;
     assert_eq!(outcomes[0].status, "sent", "{outcomes:?}");
-    let got = server.join().unwrap();
+    let got = server.join().unwrap().remove(0);
     assert_eq!(got.request_line, "POST /hooks/billrun HTTP/1.1");
     assert_eq!(got.headers["content-type"], "application/json");
     assert_eq!(got.body, s.to_json().into_bytes());
@@ -1025,7 +983,7 @@ async fn a_failing_channel_is_reported_and_the_others_still_go() {
     let dir = tempfile::tempdir().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let server = serve_once(listener, "500 Internal Server Error");
+    let server = serve_http(listener, 1, "500 Internal Server Error");
     let outbox = NotifyChannel {
         channel: Channel::Outbox(OutboxChannel {
             path: dir.path().join("outbox").to_string_lossy().into_owned(),
@@ -1070,68 +1028,6 @@ async fn a_failing_channel_is_reported_and_the_others_still_go() {
         "{names:?}"
     );
     assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
-}
-
-/// The loopback SMTP server of `scripts/smtp-sink.py`, stopped when dropped.
-struct SmtpSink {
-    child: std::process::Child,
-    port: u16,
-    maildir: tempfile::TempDir,
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        // Closing stdin stops the server; kill is the fallback.
-        drop(self.child.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_smtp(auth: &str) -> Option<SmtpSink> {
-    let required = std::env::var_os("BILLRUN_REQUIRE_SMTP").is_some();
-    let maildir = tempfile::tempdir().unwrap();
-    let script = repo().join("scripts/smtp-sink.py");
-    let spawned = std::process::Command::new("python3")
-        .arg(&script)
-        .arg("--dir")
-        .arg(maildir.path())
-        .arg("--auth")
-        .arg(auth)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .spawn();
-    let mut child = match spawned {
-        Ok(c) => c,
-        Err(e) if !required => {
-            eprintln!("skipping: cannot start python3 for the SMTP server: {e}");
-            return None;
-        }
-        Err(e) => panic!("BILLRUN_REQUIRE_SMTP is set but python3 cannot start: {e}"),
-    };
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    match line.trim().parse::<u16>() {
-        Ok(port) => Some(SmtpSink {
-            child,
-            port,
-            maildir,
-        }),
-        Err(_) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            assert!(
-                !required,
-                "BILLRUN_REQUIRE_SMTP is set but the SMTP server did not start \
-                 (is aiosmtpd installed? scripts/install-test-tools.sh installs it)"
-            );
-            eprintln!("skipping: the SMTP server did not start (pip install aiosmtpd)");
-            None
-        }
-    }
 }
 
 #[tokio::test]

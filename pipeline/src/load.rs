@@ -11,8 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::AsArray;
-use arrow::array::{ArrayRef, RecordBatch, StringArray, StringBuilder, UInt64Array};
+use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray, StringBuilder, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use billrun_schemas::outputs::OutputTable;
 use billrun_schemas::{RejectCode, Table, validate_batch};

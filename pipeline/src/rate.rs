@@ -525,8 +525,9 @@ pub async fn usage_in_period(ctx: &SessionContext) -> Result<DataFrame> {
 /// The events to rate, ordered by (subscription_id, ts, event_id): the input of
 /// [`StreamingAttribution`]. The subscription's text columns (its id, customer, product,
 /// plan, currency) are left out of the sort, which would otherwise copy five strings per
-/// event; [`StreamingAttribution`] puts them back from `subscription_idx`. A subscription's plan is for one product, so ordering by
-/// subscription groups each (subscription, product, period); the integer
+/// event; [`StreamingAttribution`] puts them back from `subscription_idx`. A
+/// subscription's plan is for one product, so ordering by subscription groups each
+/// (subscription, product, period); the integer
 /// `subscription_idx` stands in for the id because it sorts the same, cheaper. The sort
 /// spills to disk under the run's memory limit.
 ///
@@ -652,7 +653,7 @@ impl StreamingAttribution {
             .first()
             .map(RecordBatch::schema)
             .ok_or_else(|| PipelineError::Internal("no pending rows to rate".into()))?;
-        let batch = arrow::compute::concat_batches(&schema, &pending)?;
+        let batch = concat_batches(&schema, &pending)?;
         self.rate(&batch)
     }
 

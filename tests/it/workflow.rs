@@ -6,12 +6,27 @@
 use std::path::{Path, PathBuf};
 
 use crate::common::{
-    copy_dir, hmac_sha256, repo, s3_env, s3_tool, s3_tool_bytes, serve_webhook, start_s3,
-    start_smtp, stdout_of_success,
+    copy_dir, hmac_sha256, repo, s3_env, s3_tool, s3_tool_bytes, serve_http, start_s3, start_smtp,
+    stdout_of_success,
 };
 
-fn job_file(dir: &Path) -> PathBuf {
+/// The `[[mappings]]` entry of the shipped CRM account export (`data-samples/crm/`).
+fn crm_mapping() -> String {
     let sql = std::fs::read_to_string(repo("data-samples/crm/accounts.sql")).unwrap();
+    format!(
+        r#"[[mappings]]
+name = "crm accounts"
+file_pattern = "crm/accounts*.csv"
+table = "customers"
+sql = """
+{sql}
+"""
+"#
+    )
+}
+
+fn job_file(dir: &Path) -> PathBuf {
+    let mapping = crm_mapping();
     let text = format!(
         r#"name = "nightly-test"
 inbox = "inbox"
@@ -20,14 +35,7 @@ out = "out/{{period}}"
 period = "2026-10"
 steps = ["import", "rate", "notify"]
 
-[[mappings]]
-name = "crm accounts"
-file_pattern = "crm/accounts*.csv"
-table = "customers"
-sql = """
-{sql}
-"""
-
+{mapping}
 [[notify]]
 kind = "outbox"
 path = "outbox"
@@ -133,7 +141,7 @@ const HOOK_SECRET: &str = "hook secret, only in the environment";
 /// The nightly job on S3: inbox, dataset and outbox are prefixes of one bucket; the
 /// bill run writes locally; people are told by e-mail and a signed webhook.
 fn s3_job_file(dir: &Path, smtp_port: u16, webhook_port: u16) -> PathBuf {
-    let sql = std::fs::read_to_string(repo("data-samples/crm/accounts.sql")).unwrap();
+    let mapping = crm_mapping();
     let text = format!(
         r#"name = "nightly-s3"
 inbox = "s3://billing/inbox"
@@ -142,14 +150,7 @@ out = "out/{{period}}"
 period = "previous"
 steps = ["import", "rate", "notify"]
 
-[[mappings]]
-name = "crm accounts"
-file_pattern = "crm/accounts*.csv"
-table = "customers"
-sql = """
-{sql}
-"""
-
+{mapping}
 [[notify]]
 kind = "email"
 to = ["billing-team@example.invalid"]
@@ -266,7 +267,7 @@ fn the_nightly_job_runs_against_s3_smtp_and_a_webhook_together() {
 
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let webhook_port = listener.local_addr().unwrap().port();
-    let hooks = serve_webhook(listener, 2);
+    let hooks = serve_http(listener, 2, "200 OK");
     let job = s3_job_file(dir.path(), smtp.port, webhook_port);
     let run = || {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_billrun"))
