@@ -422,6 +422,23 @@ pub fn journal_batch(entries: &[JournalEntry]) -> Result<RecordBatch> {
     )?)
 }
 
+/// The journal table as CSV: a header row, then one row per posting, in the columns and
+/// order of the Parquet `journal` table. Money is the Decimal128 text (`720.0000`), never
+/// a float, so a spreadsheet or ERP import reads exactly what the Parquet table holds.
+///
+/// # Errors
+/// Encoding errors.
+pub fn journal_csv(batch: &RecordBatch) -> Result<Vec<u8>> {
+    let mut buffer = Vec::new();
+    {
+        let mut writer = arrow::csv::WriterBuilder::new()
+            .with_header(true)
+            .build(&mut buffer);
+        writer.write(batch)?;
+    }
+    Ok(buffer)
+}
+
 /// The entries as a plain-text double-entry journal (hledger / ledger format) that
 /// declares its commodities and accounts, so `hledger check --strict` accepts it.
 pub fn hledger_journal(entries: &[JournalEntry], header: &str, chart: &GlChart) -> String {

@@ -27,8 +27,8 @@ use crate::dataset::Dataset;
 use crate::error::{PipelineError, Result};
 use crate::invoice::{UsageTotals, build_invoices};
 use crate::journal::{
-    GlChart, credit_memo_entries, hledger_journal, journal_batch, journal_entries, payment_entries,
-    payments,
+    GlChart, credit_memo_entries, hledger_journal, journal_batch, journal_csv, journal_entries,
+    payment_entries, payments,
 };
 use crate::load::{InputRecord, LoadedTable, Reject, UsageSpill, load_table, rejects_batch};
 use crate::progress::Progress;
@@ -375,8 +375,9 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
     outputs.push(staging.write_table(name, s, &[invoicing.invoices_batch()?])?);
     let (name, s) = schema(OutputTable::OpenCredits);
     outputs.push(staging.write_table(name, s, &[invoicing.open_credits_batch()?])?);
+    let journal = journal_batch(&entries)?;
     let (name, s) = schema(OutputTable::Journal);
-    outputs.push(staging.write_table(name, s, &[journal_batch(&entries)?])?);
+    outputs.push(staging.write_table(name, s, std::slice::from_ref(&journal))?);
     let (name, s) = schema(OutputTable::Rejects);
     outputs.push(staging.write_table(name, s, &[rejects_batch(&rejects)?])?);
     let (name, s) = schema(OutputTable::Unrated);
@@ -400,6 +401,9 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         "journal.ledger",
         hledger_journal(&entries, &header, &chart).as_bytes(),
     )?);
+    let mut journal_csv_output = staging.write_file("journal.csv", &journal_csv(&journal)?)?;
+    journal_csv_output.rows = journal.num_rows() as u64;
+    outputs.push(journal_csv_output);
     clock.lap("write");
 
     let mut billed: BTreeMap<String, Decimal> = BTreeMap::new();

@@ -334,7 +334,7 @@ fn table_files(out: &Path) -> BTreeMap<String, Vec<u8>> {
             .unwrap()
             .to_string_lossy()
             .into_owned();
-        if name.ends_with(".parquet") || name.ends_with(".ledger") {
+        if name.ends_with(".parquet") || name.ends_with(".ledger") || name.ends_with(".csv") {
             files.insert(name, std::fs::read(&entry).unwrap());
         }
     }
@@ -363,8 +363,8 @@ fn reruns_are_byte_identical_whatever_the_thread_count() {
     run_sample(&four, 4);
     let a = table_files(&one);
     let b = table_files(&four);
-    // 12 tables and journal.ledger.
-    assert_eq!(a.len(), 13);
+    // 12 tables, journal.ledger and journal.csv.
+    assert_eq!(a.len(), 14);
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     for (name, bytes) in &a {
         assert!(bytes == &b[name], "{name} differs between 1 and 4 threads");

@@ -6,9 +6,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use arrow::util::display::{ArrayFormatter, FormatOptions};
 use billrun_engine::{BillingMonth, CarveOrder};
 use billrun_pipeline::{Progress, RunOptions, run_bill};
 use rust_decimal::Decimal;
+use sha2::Digest;
 
 use crate::common::{billrun, copy_dir, hledger, money, read_csv, rows, runtime};
 
@@ -198,6 +200,108 @@ fn bad_contract_rows_are_rejected_with_file_row_and_reason() {
     .map(|r| r.iter().map(|c| (*c).to_string()).collect())
     .collect();
     assert_eq!(rejects, expected);
+}
+
+/// The rows of `out/<table>/part-00000.parquet` in file order, formatted as `rows` does.
+fn parquet_rows(out: &Path, table: &str) -> Vec<Vec<String>> {
+    let file = std::fs::File::open(out.join(table).join("part-00000.parquet")).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let options = FormatOptions::default();
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let formatters: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+            .collect();
+        for i in 0..batch.num_rows() {
+            rows.push(formatters.iter().map(|f| f.value(i).to_string()).collect());
+        }
+    }
+    rows
+}
+
+/// Postings and entries of the default run's journal.
+const JOURNAL_POSTINGS: usize = 32;
+const JOURNAL_ENTRIES: usize = 12;
+
+#[test]
+fn the_journal_csv_is_the_parquet_journal_row_for_row() {
+    let out = revenue_out();
+    let mut reader = csv::Reader::from_path(out.join("journal.csv")).unwrap();
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        [
+            "entry_id",
+            "date",
+            "account",
+            "debit",
+            "credit",
+            "currency",
+            "source_id",
+            "memo"
+        ]
+    );
+    let csv_rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect();
+    assert_eq!(csv_rows.len(), JOURNAL_POSTINGS);
+    assert_eq!(csv_rows, parquet_rows(&out, "journal"));
+
+    // Money is the Parquet decimal's text: the bundle's licence recognised in October.
+    assert!(
+        csv_rows.iter().any(|r| r[0] == "JE-REV-202610-K-BUNDLE"
+            && r[2] == "revenue:4000"
+            && r[3] == "0.0000"
+            && r[4] == "720.0000"),
+        "{csv_rows:?}"
+    );
+
+    // Every entry balances in its currency, read back from the text alone.
+    let mut sums: BTreeMap<(String, String), (Decimal, Decimal)> = BTreeMap::new();
+    for r in &csv_rows {
+        let sum = sums.entry((r[0].clone(), r[5].clone())).or_default();
+        sum.0 += r[3].parse::<Decimal>().unwrap();
+        sum.1 += r[4].parse::<Decimal>().unwrap();
+    }
+    let unbalanced: Vec<&(String, String)> = sums
+        .iter()
+        .filter(|(_, (debit, credit))| debit != credit)
+        .map(|(key, _)| key)
+        .collect();
+    assert_eq!(unbalanced, Vec::<&(String, String)>::new());
+    assert_eq!(sums.len(), JOURNAL_ENTRIES);
+    // Σ debits per currency, added up by hand from the entries.
+    let mut debits: BTreeMap<&str, Decimal> = BTreeMap::new();
+    for ((_, currency), (debit, _)) in &sums {
+        *debits.entry(currency.as_str()).or_default() += debit;
+    }
+    assert_eq!(
+        debits,
+        BTreeMap::from([
+            ("EUR", "1900.21".parse().unwrap()),
+            ("USD", "6166.56".parse().unwrap())
+        ])
+    );
+
+    // The manifest records it with its rows and digest.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let record = manifest["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["file"] == "journal.csv")
+        .unwrap();
+    assert_eq!(record["rows"], JOURNAL_POSTINGS as u64);
+    let bytes = std::fs::read(out.join("journal.csv")).unwrap();
+    assert_eq!(record["bytes"], bytes.len() as u64);
+    assert_eq!(record["sha256"], hex::encode(sha2::Sha256::digest(&bytes)));
 }
 
 /// `account → currency → balance` from `hledger balance --flat -O csv`.
