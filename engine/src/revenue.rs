@@ -353,6 +353,17 @@ pub enum CarveOrder {
     AllocateThenCarve,
 }
 
+impl CarveOrder {
+    /// The order as `billrun run --carve-order` and the job key `carve_order` spell it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CarveOrder::CarveThenAllocate => "carve-then-allocate",
+            CarveOrder::AllocateThenCarve => "allocate-then-carve",
+        }
+    }
+}
+
 /// A carve to an account: `amount` of obligation `from`'s revenue, recognised on its
 /// pattern but credited to `account`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,6 +15,7 @@ use billrun_jobs::{
     TickEvent, Trigger, due_between, next_due, parse_job, run_job, run_job_with, send_all_with,
 };
 use billrun_pipeline::import::{FileOutcome, FileStatus, ImportOptions, ImportSummary, Mapping};
+use billrun_pipeline::query::{OutputFormat, query, render};
 use billrun_pipeline::{Manifest, RunOptions, UsageCounts};
 use billrun_schemas::Table;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
@@ -578,6 +579,7 @@ fn manifest(options: &RunOptions) -> Manifest {
         dataset: options.data.clone(),
         as_of: None,
         threads: 1,
+        carve_order: options.carve_order.as_str(),
         usage: UsageCounts {
             read: 10,
             rejected: 1,
@@ -829,6 +831,49 @@ async fn the_real_bill_run_of_the_sample_bills_its_totals() {
     assert_eq!(
         json["run"]["invoices"],
         report.manifest.as_ref().unwrap().invoices
+    );
+}
+
+#[tokio::test]
+async fn the_job_carve_order_reaches_the_bill_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let revenue = repo().join("data-samples/revenue/input");
+    let file = dir.path().join("carve.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"carve\"\ninbox = \"inbox\"\ndataset = \"{}\"\nout = \"runs/{{period}}\"\n\
+             period = \"2026-10\"\ncarve_order = \"carve-then-allocate\"\n\
+             steps = [\"rate\", \"carve\", \"recognise\"]\n",
+            revenue.display()
+        ),
+    )
+    .unwrap();
+    let job = billrun_jobs::load_job(&file).unwrap();
+    assert_eq!(job.carve_order, CarveOrder::CarveThenAllocate);
+    let report = run_job(&job, date(2026, 11, 1)).await;
+    assert!(report.succeeded(), "{:?}", report.steps);
+    assert_eq!(
+        report.manifest.as_ref().unwrap().carve_order,
+        "carve-then-allocate"
+    );
+    let out = dir.path().join("runs/2026-10");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["carve_order"], "carve-then-allocate");
+    // The bundle as data-samples/revenue/expected/revenue_allocations_carve_then_allocate.csv
+    // has it: 10 % of the stated 900 set aside for support, 1110 by SSP 1000:250:250.
+    // (Allocate then carve would give 720 / 280 / 200.)
+    let batches = query(
+        &out,
+        "SELECT line_id, allocated FROM revenue_allocations \
+         WHERE contract_id = 'K-BUNDLE' ORDER BY line_id",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        render(&batches, OutputFormat::Csv).unwrap(),
+        "line_id,allocated\nL1,740.0000\nL2,275.0000\nL3,185.0000\n"
     );
 }
 

@@ -85,6 +85,8 @@ pub struct Manifest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub as_of: Option<String>,
     pub threads: usize,
+    /// Whether carves applied before or after the SSP allocation (`--carve-order`).
+    pub carve_order: &'static str,
     pub usage: UsageCounts,
     pub invoices: usize,
     /// Contracts (from orders) recognised.
@@ -424,6 +426,7 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
             .read_at()
             .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
         threads,
+        carve_order: options.carve_order.as_str(),
         usage: counts,
         invoices: invoicing.invoices.len(),
         contracts: recognition

@@ -90,6 +90,10 @@ fn allocate_then_carve_matches_the_hand_computed_contracts() {
         allocations(&revenue_out()),
         read_csv(&expected("revenue_allocations.csv"))
     );
+    assert_eq!(
+        manifest_of(&revenue_out())["carve_order"],
+        "allocate-then-carve"
+    );
 }
 
 #[test]
@@ -104,6 +108,40 @@ fn carve_then_allocate_gives_what_that_order_implies() {
     );
     // The two orders really differ on the bundle: 720/280/200 against 740/275/185.
     assert_ne!(actual, allocations(&revenue_out()));
+    assert_eq!(manifest_of(&out)["carve_order"], "carve-then-allocate");
+}
+
+fn manifest_of(out: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn the_command_line_carve_order_reaches_the_allocations_and_the_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let output = billrun(&[
+        "run",
+        "--data",
+        revenue_input().to_str().unwrap(),
+        "--period",
+        "2026-10",
+        "--out",
+        out.to_str().unwrap(),
+        "--threads",
+        "1",
+        "--carve-order",
+        "carve-then-allocate",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        allocations(&out),
+        read_csv(&expected("revenue_allocations_carve_then_allocate.csv"))
+    );
+    assert_eq!(manifest_of(&out)["carve_order"], "carve-then-allocate");
 }
 
 #[test]
@@ -290,8 +328,7 @@ fn the_journal_csv_is_the_parquet_journal_row_for_row() {
     );
 
     // The manifest records it with its rows and digest.
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let manifest = manifest_of(&out);
     let record = manifest["outputs"]
         .as_array()
         .unwrap()
