@@ -530,7 +530,7 @@ impl ContractBook {
         }
         book.modifications = modifications;
 
-        // conditions: on a known order (and line).
+        // conditions: on a known order (and line), holding no as-consumed line.
         for row in rows(tables.conditions) {
             let at = Provenance::of(&row, file_names);
             let condition = ConditionRow {
@@ -543,7 +543,31 @@ impl ContractBook {
                 Some(line_id) => lines.contains_key(&(condition.order_id.clone(), line_id.clone())),
                 None => orders.contains(condition.order_id.as_str()),
             };
-            if known {
+            // As-consumed revenue is booked by the invoice that bills the usage, so no
+            // condition can hold it: refuse the row rather than ignore it.
+            let as_consumed = lines.values().find(|l| {
+                l.order_id == condition.order_id
+                    && condition.line_id.as_ref().is_none_or(|id| *id == l.line_id)
+                    && l.policy.method == RecognitionMethod::AsConsumed
+            });
+            if let (true, Some(line)) = (known, as_consumed) {
+                let reason = match &condition.line_id {
+                    Some(_) => format!(
+                        "order `{}` line `{}` (`{}`) is recognised as consumed, when its usage is invoiced, so condition `{}` cannot hold it",
+                        line.order_id, line.line_id, line.product_id, condition.condition_id
+                    ),
+                    None => format!(
+                        "order `{}` line `{}` (`{}`) is recognised as consumed, when its usage is invoiced, so condition `{}` cannot hold the whole order; give the `line_id` of each line it holds",
+                        line.order_id, line.line_id, line.product_id, condition.condition_id
+                    ),
+                };
+                rejects.push(at.reject(
+                    Table::Conditions,
+                    Some("line_id"),
+                    RejectCode::InvalidContract,
+                    reason,
+                ));
+            } else if known {
                 book.conditions.push(condition);
             } else {
                 rejects.push(at.reject(

@@ -144,10 +144,9 @@ fn the_command_line_carve_order_reaches_the_allocations_and_the_manifest() {
     assert_eq!(manifest_of(&out)["carve_order"], "carve-then-allocate");
 }
 
-#[test]
-fn revenue_schedule_matches_row_for_row() {
-    let actual = money_rows(
-        &revenue_out(),
+fn revenue_schedule(out: &Path) -> Vec<Vec<String>> {
+    money_rows(
+        out,
         "SELECT invoice_id, order_id, line_id, customer_id, product_id, recognition_date, \
                 amount, currency, status, contract_id, method, revenue_account, \
                 deferral_account, condition_id \
@@ -155,8 +154,15 @@ fn revenue_schedule_matches_row_for_row() {
          ORDER BY contract_id, order_id, line_id, revenue_account, recognition_date",
         7,
         &[6],
+    )
+}
+
+#[test]
+fn revenue_schedule_matches_row_for_row() {
+    assert_eq!(
+        revenue_schedule(&revenue_out()),
+        read_csv(&expected("revenue_schedule.csv"))
     );
-    assert_eq!(actual, read_csv(&expected("revenue_schedule.csv")));
 }
 
 #[test]
@@ -211,7 +217,7 @@ fn bad_contract_rows_are_rejected_with_file_row_and_reason() {
         &revenue_out(),
         "SELECT source_file, row_number, \"column\", code, reason FROM rejects",
     );
-    let expected: Vec<Vec<String>> = [
+    let contract_rejects: Vec<Vec<String>> = [
         [
             "orders/orders.csv",
             "9",
@@ -237,7 +243,61 @@ fn bad_contract_rows_are_rejected_with_file_row_and_reason() {
     .iter()
     .map(|r| r.iter().map(|c| (*c).to_string()).collect())
     .collect();
-    assert_eq!(rejects, expected);
+    assert_eq!(rejects, contract_rejects);
+
+    // Conditions cannot hold as-consumed revenue (it is booked when its usage is
+    // invoiced): one on K-USAGE's API line, or on its whole order, is rejected.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    copy_dir(&revenue_input(), &data);
+    let conditions = data.join("conditions/conditions.csv");
+    let mut text = std::fs::read_to_string(&conditions).unwrap();
+    text.push_str("ACC-3,O-200,L1,usage acceptance,\nACC-4,O-200,,order acceptance,2026-10-05\n");
+    std::fs::write(&conditions, text).unwrap();
+    let out = dir.path().join("out");
+    runtime()
+        .block_on(run_bill(RunOptions {
+            as_of: None,
+            data: data.to_string_lossy().into_owned(),
+            out: out.clone(),
+            period: BillingMonth::parse("2026-10").unwrap(),
+            threads: Some(1),
+            carve_order: CarveOrder::AllocateThenCarve,
+            memory_limit: None,
+            progress: Progress::hidden(),
+        }))
+        .unwrap();
+    let rejects = rows(
+        &out,
+        "SELECT source_file, row_number, \"column\", code, reason FROM rejects",
+    );
+    let conditions: Vec<Vec<String>> = [
+        [
+            "conditions/conditions.csv",
+            "3",
+            "line_id",
+            "invalid_contract",
+            "order `O-200` line `L1` (`API`) is recognised as consumed, when its usage is invoiced, so condition `ACC-3` cannot hold it",
+        ],
+        [
+            "conditions/conditions.csv",
+            "4",
+            "line_id",
+            "invalid_contract",
+            "order `O-200` line `L1` (`API`) is recognised as consumed, when its usage is invoiced, so condition `ACC-4` cannot hold the whole order; give the `line_id` of each line it holds",
+        ],
+    ]
+    .iter()
+    .map(|r| r.iter().map(|c| (*c).to_string()).collect())
+    .collect();
+    assert_eq!(rejects.len(), 5);
+    assert_eq!(rejects[..3], contract_rejects[..]);
+    assert_eq!(rejects[3..], conditions[..]);
+    // Nothing else changes: not even K-USAGE's platform fee is held.
+    assert_eq!(
+        revenue_schedule(&out),
+        read_csv(&expected("revenue_schedule.csv"))
+    );
 }
 
 /// The rows of `out/<table>/part-00000.parquet` in file order, formatted as `rows` does.
