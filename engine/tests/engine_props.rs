@@ -575,8 +575,9 @@ proptest! {
 mod revenue {
     use super::*;
     use billrun_engine::{
-        Carve, CarveOrder, CarveShare, CarveTarget, DateWindow, Modification, MonthAmount,
-        Obligation, allocate_contract, hold_until, ratable_schedule,
+        Carve, CarveOrder, CarveShare, CarveTarget, CarvedToAccount, ContractAllocation,
+        DateWindow, Modification, MonthAmount, Obligation, allocate_contract, hold_until,
+        ratable_schedule,
     };
     use chrono::NaiveDate;
 
@@ -605,6 +606,83 @@ mod revenue {
         let next = billrun_engine::next_month_start(month).unwrap();
         let (a, b) = (window.start.max(month), window.end.min(next));
         (b - a).num_days().max(0)
+    }
+
+    /// A contract of 2 to 5 lines with one carve between two of them (or to an account):
+    /// a percentage with up to 3 decimals, or an amount that may take more than there is.
+    fn carve_contract() -> impl Strategy<Value = (Vec<Obligation>, Carve, u32)> {
+        (
+            minor(),
+            prop::collection::vec(
+                (0_i64..1_000_000, prop_oneof![Just(0_i64), 1_i64..1_000_000]),
+                2..6,
+            ),
+        )
+            .prop_flat_map(|(minor, lines)| {
+                let n = lines.len();
+                let share = prop_oneof![
+                    (0_u32..=3).prop_flat_map(|scale| {
+                        (0_i64..=100 * 10_i64.pow(scale))
+                            .prop_map(move |m| CarveShare::Percent(Decimal::new(m, scale)))
+                    }),
+                    (0_i64..2_000_000)
+                        .prop_map(move |m| CarveShare::Amount(Decimal::new(m, minor))),
+                ];
+                let target = prop_oneof![
+                    (0..n).prop_map(CarveTarget::Obligation),
+                    Just(CarveTarget::Account("revenue:carved".to_string())),
+                ];
+                (Just(minor), Just(lines), 0..n, target, share)
+            })
+            .prop_filter(
+                "a carve moves revenue to another line",
+                |(_, _, from, to, _)| *to != CarveTarget::Obligation(*from),
+            )
+            .prop_filter("some SSP to allocate by", |(_, lines, ..)| {
+                lines.iter().any(|&(_, s)| s > 0)
+            })
+            .prop_map(|(minor, lines, from, to, share)| {
+                let obligations = lines
+                    .iter()
+                    .map(|&(p, s)| Obligation {
+                        price: Decimal::new(p, minor),
+                        ssp: Decimal::new(s, 2),
+                    })
+                    .collect();
+                (obligations, Carve { from, to, share }, minor)
+            })
+    }
+
+    /// The carve's amount from `base`: a percentage rounded half away from zero to the
+    /// minor unit (CONTRACT-NOTES.md, "Carves"), in integer minor units, independently of
+    /// the engine's decimal rounding.
+    fn carved(base: Decimal, share: CarveShare, minor: u32) -> Decimal {
+        match share {
+            CarveShare::Amount(amount) => amount,
+            CarveShare::Percent(percent) => {
+                let units = decimal_to_i128_scaled(base, minor).unwrap();
+                let denominator = 100 * 10_i128.pow(percent.scale());
+                let n = units * percent.mantissa();
+                // Bases are never negative here, so half away from zero is half up.
+                assert!(n >= 0);
+                decimal_from_i128_scaled((2 * n + denominator) / (2 * denominator), minor).unwrap()
+            }
+        }
+    }
+
+    /// Puts `x` on the carve's target: another line's allocation, or an account.
+    fn moved(allocated: &mut [Decimal], carve: &Carve, x: Decimal) -> Vec<CarvedToAccount> {
+        match &carve.to {
+            CarveTarget::Obligation(to) => {
+                allocated[*to] += x;
+                Vec::new()
+            }
+            CarveTarget::Account(account) => vec![CarvedToAccount {
+                from: carve.from,
+                account: account.clone(),
+                amount: x,
+            }],
+        }
     }
 
     proptest! {
@@ -707,6 +785,47 @@ mod revenue {
             for order in [CarveOrder::AllocateThenCarve, CarveOrder::CarveThenAllocate] {
                 prop_assert_eq!(&allocate_contract(&obligations, &[], order, minor).unwrap().allocated, &plain);
             }
+        }
+
+        #[test]
+        fn allocate_then_carve_moves_the_rounded_percent_of_the_allocation(
+            contract in carve_contract(),
+        ) {
+            let (obligations, carve, minor) = contract;
+            let ssps: Vec<Decimal> = obligations.iter().map(|o| o.ssp).collect();
+            let price: Decimal = obligations.iter().map(|o| o.price).sum();
+            // Reference: allocate by SSP, then move the carve's share of the source's
+            // allocation.
+            let mut expected = allocate_by_ssp(price, &ssps, minor).unwrap();
+            let x = carved(expected[carve.from], carve.share, minor);
+            let actual = allocate_contract(&obligations, std::slice::from_ref(&carve), CarveOrder::AllocateThenCarve, minor);
+            if x > expected[carve.from] {
+                prop_assert!(actual.is_err(), "{actual:?}");
+                return Ok(());
+            }
+            expected[carve.from] -= x;
+            let to_accounts = moved(&mut expected, &carve, x);
+            prop_assert_eq!(actual.unwrap(), ContractAllocation { allocated: expected, carved_to_accounts: to_accounts });
+        }
+
+        #[test]
+        fn carve_then_allocate_sets_the_carve_aside_before_allocating(
+            contract in carve_contract(),
+        ) {
+            let (obligations, carve, minor) = contract;
+            let ssps: Vec<Decimal> = obligations.iter().map(|o| o.ssp).collect();
+            let price: Decimal = obligations.iter().map(|o| o.price).sum();
+            // Reference: the share of the source's stated price is set aside, the rest of
+            // the contract price is allocated by SSP, and the carve lands on its target.
+            let x = carved(obligations[carve.from].price, carve.share, minor);
+            let actual = allocate_contract(&obligations, std::slice::from_ref(&carve), CarveOrder::CarveThenAllocate, minor);
+            if x > price {
+                prop_assert!(actual.is_err(), "{actual:?}");
+                return Ok(());
+            }
+            let mut expected = allocate_by_ssp(price - x, &ssps, minor).unwrap();
+            let to_accounts = moved(&mut expected, &carve, x);
+            prop_assert_eq!(actual.unwrap(), ContractAllocation { allocated: expected, carved_to_accounts: to_accounts });
         }
     }
 }
