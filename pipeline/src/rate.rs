@@ -3,7 +3,9 @@
 //! Duplicates are found by sorting a 64-bit hash of every event id and comparing only
 //! the rows whose hashes repeat. The relational work is DataFusion's: joins
 //! attach each event to its customer's billing window and to the *rating segment* in
-//! force at its timestamp, and a sort orders the events by (subscription, ts, event_id).
+//! force at its timestamp, in one scan that also sets aside the events that cannot be
+//! rated; a sort on one integer key, (subscription, second), orders the rest, and the few
+//! events of a subscription that share a second are put in (ts, event_id) order after it.
 //! The tier math itself is the engine's: [`StreamingAttribution`] runs its grouped kernel
 //! over the sorted stream, holding back only the subscription still open at the end of a
 //! batch. (The same kernel is also registered as the window UDF `attribute_charge`, for
@@ -25,20 +27,28 @@ use arrow::array::{
     UInt32Array, UInt64Array,
 };
 use arrow::compute::concat_batches;
-use arrow::datatypes::{DataType, Decimal128Type, Field, FieldRef, Schema, UInt32Type, UInt64Type};
+use arrow::datatypes::{
+    DataType, Decimal128Type, Field, FieldRef, Schema, SchemaRef, TimestampMicrosecondType,
+    UInt32Type, UInt64Type,
+};
 use billrun_engine::{DateWindow, PlanVersion};
 use billrun_schemas::templates::{FILE_INDEX_COLUMN, ROW_NUMBER_COLUMN};
 use billrun_schemas::{
     QUANTITY_SCALE, RejectCode, RowRenderer, Table, quantity_type, timestamp_type,
 };
 use chrono::{NaiveDate, NaiveTime};
+use datafusion::catalog::streaming::StreamingTable;
 use datafusion::common::{DataFusionError, JoinType};
 use datafusion::datasource::MemTable;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
 use datafusion::logical_expr::{
     PartitionEvaluator, Signature, Volatility, WindowUDF, WindowUDFImpl,
 };
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::{DataFrame, SessionContext, col};
+use futures::StreamExt;
 use rayon::slice::ParallelSliceMut;
 
 use crate::catalog::Catalog;
@@ -496,8 +506,8 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
 /// The usage of the billed period, each event joined to its window and segment,
 /// registered as the view `usage_in_period`.
 ///
-/// Not cached: it is read twice (rated and unrated), and running the joins twice costs
-/// less than holding every event of the period in memory, outside the memory pool.
+/// A view, not a table: [`rating_input`] scans it once and splits it as it passes, so
+/// the events of the period are never all held in memory.
 ///
 /// # Errors
 /// Query failures.
@@ -522,26 +532,187 @@ pub async fn usage_in_period(ctx: &SessionContext) -> Result<DataFrame> {
     Ok(df)
 }
 
-/// The events to rate, ordered by (subscription_id, ts, event_id): the input of
-/// [`StreamingAttribution`]. The subscription's text columns (its id, customer, product,
-/// plan, currency) are left out of the sort, which would otherwise copy five strings per
-/// event; [`StreamingAttribution`] puts them back from `subscription_idx`. A
-/// subscription's plan is for one product, so ordering by subscription groups each
-/// (subscription, product, period); the integer
-/// `subscription_idx` stands in for the id because it sorts the same, cheaper. The sort
-/// spills to disk under the run's memory limit.
+/// The columns of an event to rate: the input of [`StreamingAttribution`].
+const RATING_COLUMNS: [&str; 7] = [
+    "event_id",
+    "ts",
+    "quantity",
+    "period_start",
+    "plan_effective_from",
+    "subscription_idx",
+    "version_idx",
+];
+
+/// The sort key of an event to rate: `subscription_idx` in the high 32 bits, the second
+/// of its timestamp in the low 32. One integer sorts far cheaper than (subscription, ts,
+/// event_id), which the sort would encode row by row and compare with `memcmp`; the
+/// events of a subscription that share a second are put in (ts, event_id) order
+/// afterwards, by [`StreamingAttribution`], which holds each subscription whole.
+const RATING_KEY: &str = "_rating_key";
+
+fn rating_key(batch: &RecordBatch) -> Result<UInt64Array> {
+    let subscriptions = column(batch, "subscription_idx")?.as_primitive::<UInt32Type>();
+    let ts = column(batch, "ts")?.as_primitive::<TimestampMicrosecondType>();
+    // Seconds outside u32 (before 1970, after 2106) clamp: the key then orders less
+    // finely, and the per-subscription reordering still puts every event in place.
+    Ok(subscriptions
+        .values()
+        .iter()
+        .zip(ts.values())
+        .map(|(&sub, &micros)| {
+            let second = micros.div_euclid(1_000_000).clamp(0, i64::from(u32::MAX)) as u64;
+            (u64::from(sub) << 32) | second
+        })
+        .collect())
+}
+
+/// The columns kept of an event that cannot be rated, for `unrated`.
+const UNRATED_COLUMNS: [&str; 6] = [
+    "event_id",
+    "customer_id",
+    "product_id",
+    "ts",
+    "quantity",
+    "status",
+];
+
+/// The events of the period, split in one scan into those to rate and those that cannot
+/// be rated.
+#[derive(Debug)]
+pub struct RatingInput {
+    /// The events to rate, ordered by (subscription_id, ts, event_id).
+    pub sorted: DataFrame,
+    /// Filled while `sorted` is consumed: the events that cannot be rated, with their
+    /// status code. Complete once `sorted`'s stream has ended.
+    pub unrated: Arc<std::sync::Mutex<Vec<RecordBatch>>>,
+}
+
+/// Splits `usage_in_period` in one scan: events with a priced segment go to a sort by
+/// (subscription, ts, event_id), the input of [`StreamingAttribution`]; the others are
+/// set aside for `unrated` as they pass. One scan, because each scan repeats the joins
+/// of every event with its window and segment.
+///
+/// The subscription's text columns (its id, customer, product, plan, currency) are left
+/// out of the sort, which would otherwise copy five strings per event;
+/// [`StreamingAttribution`] puts them back from `subscription_idx`. A subscription's plan
+/// is for one product, so ordering by subscription groups each (subscription, product,
+/// period); the integer `subscription_idx` stands in for the id because it sorts the
+/// same, cheaper. The sort spills to disk under the run's memory limit.
 ///
 /// # Errors
 /// Query failures.
-pub async fn rating_input(ctx: &SessionContext) -> Result<DataFrame> {
-    Ok(ctx
-        .sql(
-            "SELECT event_id, ts, quantity, period_start, plan_effective_from, \
-                    subscription_idx, version_idx \
-             FROM usage_in_period WHERE status = 'ok' \
-             ORDER BY subscription_idx, ts, event_id",
-        )
-        .await?)
+pub async fn rating_input(ctx: &SessionContext) -> Result<RatingInput> {
+    let mut wanted: Vec<&str> = RATING_COLUMNS.to_vec();
+    wanted.extend(["customer_id", "product_id", "status"]);
+    let in_period = ctx
+        .table("usage_in_period")
+        .await?
+        .select_columns(&wanted)?;
+    let scanned = Arc::new(in_period.schema().as_arrow().clone());
+    let mut rating_fields: Vec<FieldRef> = indices_of(&scanned, &RATING_COLUMNS)?
+        .into_iter()
+        .map(|i| Arc::clone(&scanned.fields()[i]))
+        .collect();
+    rating_fields.push(Arc::new(Field::new(RATING_KEY, DataType::UInt64, false)));
+    let rating_schema = Arc::new(Schema::new(rating_fields));
+    let unrated = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let partitions: Vec<Arc<dyn PartitionStream>> = in_period
+        .execute_stream_partitioned()
+        .await?
+        .into_iter()
+        .map(|stream| {
+            Arc::new(SplitByStatus {
+                rating_schema: Arc::clone(&rating_schema),
+                input: std::sync::Mutex::new(Some(stream)),
+                unrated: Arc::clone(&unrated),
+            }) as Arc<dyn PartitionStream>
+        })
+        .collect();
+    let to_rate = StreamingTable::try_new(Arc::clone(&rating_schema), partitions)?;
+    let sorted = ctx
+        .read_table(Arc::new(to_rate))?
+        .sort(vec![col(RATING_KEY).sort(true, false)])?;
+    Ok(RatingInput { sorted, unrated })
+}
+
+fn indices_of(schema: &Schema, names: &[&str]) -> Result<Vec<usize>> {
+    names
+        .iter()
+        .map(|n| {
+            schema
+                .index_of(n)
+                .map_err(|_| PipelineError::Internal(format!("usage_in_period lacks {n}")))
+        })
+        .collect()
+}
+
+/// One partition of `usage_in_period`, passed on with only the events to rate; the
+/// others are moved to `unrated` on the way.
+struct SplitByStatus {
+    rating_schema: SchemaRef,
+    input: std::sync::Mutex<Option<SendableRecordBatchStream>>,
+    unrated: Arc<std::sync::Mutex<Vec<RecordBatch>>>,
+}
+
+impl std::fmt::Debug for SplitByStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SplitByStatus")
+            .field("rating_schema", &self.rating_schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SplitByStatus {
+    fn split(
+        batch: &RecordBatch,
+        rating_schema: &SchemaRef,
+        unrated: &std::sync::Mutex<Vec<RecordBatch>>,
+    ) -> Result<RecordBatch> {
+        let schema = batch.schema();
+        let mut to_rate = batch.project(&indices_of(&schema, &RATING_COLUMNS)?)?;
+        let status = column(batch, "status")?.as_string::<i32>();
+        let ok = arrow::compute::kernels::cmp::eq(status, &StringArray::new_scalar(OK))?;
+        if ok.true_count() < batch.num_rows() {
+            let set_aside = batch.project(&indices_of(&schema, &UNRATED_COLUMNS)?)?;
+            let set_aside =
+                arrow::compute::filter_record_batch(&set_aside, &arrow::compute::not(&ok)?)?;
+            unrated
+                .lock()
+                .map_err(|_| PipelineError::Internal("the unrated collector was poisoned".into()))?
+                .push(set_aside);
+            to_rate = arrow::compute::filter_record_batch(&to_rate, &ok)?;
+        }
+        let key = rating_key(&to_rate)?;
+        let mut columns = to_rate.columns().to_vec();
+        columns.push(Arc::new(key));
+        Ok(RecordBatch::try_new(Arc::clone(rating_schema), columns)?)
+    }
+}
+
+impl PartitionStream for SplitByStatus {
+    fn schema(&self) -> &SchemaRef {
+        &self.rating_schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let input = self.input.lock().ok().and_then(|mut input| input.take());
+        let unrated = Arc::clone(&self.unrated);
+        let schema = Arc::clone(&self.rating_schema);
+        let Some(input) = input else {
+            let error = DataFusionError::Internal("usage_in_period was already split".into());
+            return Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                futures::stream::once(async move { Err(error) }),
+            ));
+        };
+        let rating_schema = Arc::clone(&schema);
+        let split = input.map(move |batch| {
+            let batch = batch?;
+            Self::split(&batch, &rating_schema, &unrated)
+                .map_err(|e| DataFusionError::External(Box::new(e)))
+        });
+        Box::pin(RecordBatchStreamAdapter::new(schema, split))
+    }
 }
 
 /// Attributes each period charge to its events over a stream sorted by
@@ -659,6 +830,8 @@ impl StreamingAttribution {
 
     /// Rates whole subscriptions: `batch` holds every event of each subscription in it.
     fn rate(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let ordered = in_rating_order(batch)?;
+        let batch = ordered.as_ref().unwrap_or(batch);
         let keys = subscription_keys(batch)?;
         let mut offsets = vec![0];
         offsets.extend((1..keys.len()).filter(|&i| keys[i] != keys[i - 1]));
@@ -688,6 +861,35 @@ impl StreamingAttribution {
     }
 }
 
+/// `batch` (whole subscriptions, ordered by [`RATING_KEY`]) in (subscription, ts,
+/// event_id) order: `None` when it already is, which is the rule, since only events of
+/// one subscription within one second can be out of order.
+fn in_rating_order(batch: &RecordBatch) -> Result<Option<RecordBatch>> {
+    let subscriptions = subscription_keys(batch)?;
+    let ts = column(batch, "ts")?.as_primitive::<TimestampMicrosecondType>();
+    let ids = column(batch, "event_id")?.as_string::<i32>();
+    let ts = ts.values();
+    let ordered = (1..batch.num_rows()).all(|i| {
+        subscriptions[i - 1] != subscriptions[i]
+            || ts[i - 1] < ts[i]
+            || (ts[i - 1] == ts[i] && ids.value(i - 1) <= ids.value(i))
+    });
+    if ordered {
+        return Ok(None);
+    }
+    let sort_columns: Vec<arrow::compute::SortColumn> = ["subscription_idx", "ts", "event_id"]
+        .into_iter()
+        .map(|name| {
+            Ok(arrow::compute::SortColumn {
+                values: Arc::clone(column(batch, name)?),
+                options: None,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let order = arrow::compute::lexsort_to_indices(&sort_columns, None)?;
+    Ok(Some(arrow::compute::take_record_batch(batch, &order)?))
+}
+
 fn subscription_keys(batch: &RecordBatch) -> Result<&[u32]> {
     let keys = column(batch, "subscription_idx")?.as_primitive::<UInt32Type>();
     if keys.null_count() > 0 {
@@ -709,47 +911,41 @@ fn concat_rated(batches: Vec<RecordBatch>) -> Result<Option<RecordBatch>> {
     }
 }
 
-/// Events of the period that could not be priced, ordered by event_id.
+/// The events of the period that could not be priced (set aside by [`rating_input`]),
+/// as `unrated` rows ordered by event_id.
 ///
 /// # Errors
-/// Query failures.
-pub async fn unrated_usage(ctx: &SessionContext) -> Result<Vec<RecordBatch>> {
-    let batches = ctx
-        .sql(
-            "SELECT event_id, customer_id, product_id, ts, quantity, status AS code \
-             FROM usage_in_period WHERE status <> 'ok' ORDER BY event_id",
-        )
-        .await?
-        .collect()
-        .await?;
+/// Malformed batches; an unknown status code.
+pub fn unrated_usage(set_aside: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
     let schema = billrun_schemas::outputs::OutputTable::Unrated.schema();
-    batches
-        .iter()
-        .map(|b| {
-            let customers = column(b, "customer_id")?.as_string::<i32>();
-            let products = column(b, "product_id")?.as_string::<i32>();
-            let codes = column(b, "code")?.as_string::<i32>();
-            let mut reasons = Vec::with_capacity(b.num_rows());
-            for i in 0..b.num_rows() {
-                let reason = UnratedReason::from_code(codes.value(i)).ok_or_else(|| {
-                    PipelineError::Internal(format!("unknown rating status {}", codes.value(i)))
-                })?;
-                reasons.push(reason.describe(customers.value(i), products.value(i)));
-            }
-            Ok(RecordBatch::try_new(
-                Arc::clone(&schema),
-                vec![
-                    Arc::clone(column(b, "event_id")?),
-                    Arc::clone(column(b, "customer_id")?),
-                    Arc::clone(column(b, "product_id")?),
-                    Arc::clone(column(b, "ts")?),
-                    Arc::clone(column(b, "quantity")?),
-                    Arc::new(StringArray::from(reasons)),
-                    Arc::clone(column(b, "code")?),
-                ],
-            )?)
-        })
-        .collect()
+    let Some(first) = set_aside.first() else {
+        return Ok(Vec::new());
+    };
+    let all = concat_batches(&first.schema(), &set_aside)?;
+    let order = arrow::compute::sort_to_indices(column(&all, "event_id")?, None, None)?;
+    let b = arrow::compute::take_record_batch(&all, &order)?;
+    let customers = column(&b, "customer_id")?.as_string::<i32>();
+    let products = column(&b, "product_id")?.as_string::<i32>();
+    let codes = column(&b, "status")?.as_string::<i32>();
+    let mut reasons = Vec::with_capacity(b.num_rows());
+    for i in 0..b.num_rows() {
+        let reason = UnratedReason::from_code(codes.value(i)).ok_or_else(|| {
+            PipelineError::Internal(format!("unknown rating status {}", codes.value(i)))
+        })?;
+        reasons.push(reason.describe(customers.value(i), products.value(i)));
+    }
+    Ok(vec![RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::clone(column(&b, "event_id")?),
+            Arc::clone(column(&b, "customer_id")?),
+            Arc::clone(column(&b, "product_id")?),
+            Arc::clone(column(&b, "ts")?),
+            Arc::clone(column(&b, "quantity")?),
+            Arc::new(StringArray::from(reasons)),
+            Arc::clone(column(&b, "status")?),
+        ],
+    )?])
 }
 
 /// The window UDF `attribute_charge(quantity, version_idx)`: evaluated over one
@@ -848,5 +1044,61 @@ impl PartitionEvaluator for AttributeChargeEvaluator {
         Ok(Arc::new(
             amounts.with_precision_and_scale(38, QUANTITY_SCALE)?,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Five events of two subscriptions, in the order a sort by [`RATING_KEY`] may leave
+    /// them: within (subscription 0, second 5) the ids and microseconds are shuffled.
+    fn by_key(ids: &[&str], subscriptions: &[u32], micros: &[i64]) -> RecordBatch {
+        RecordBatch::try_from_iter([
+            (
+                "event_id",
+                Arc::new(StringArray::from(ids.to_vec())) as ArrayRef,
+            ),
+            (
+                "subscription_idx",
+                Arc::new(UInt32Array::from(subscriptions.to_vec())),
+            ),
+            (
+                "ts",
+                Arc::new(TimestampMicrosecondArray::from(micros.to_vec()).with_timezone("UTC")),
+            ),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn the_rating_key_orders_by_subscription_then_second() {
+        let batch = by_key(
+            &["a", "b", "c"],
+            &[0, 0, 1],
+            &[5_000_300, 5_999_999, 2_000_000],
+        );
+        let keys = rating_key(&batch).unwrap();
+        assert_eq!(keys.values().to_vec(), vec![5, 5, (1 << 32) | 2]);
+    }
+
+    #[test]
+    fn events_sharing_a_second_are_put_in_ts_then_event_id_order() {
+        let batch = by_key(
+            &["b", "a", "c", "z", "y"],
+            &[0, 0, 0, 1, 1],
+            &[5_000_000, 5_000_300, 5_000_100, 2_000_000, 2_000_000],
+        );
+        let ordered = in_rating_order(&batch).unwrap().expect("out of order");
+        let ids: Vec<&str> = ordered
+            .column_by_name("event_id")
+            .unwrap()
+            .as_string::<i32>()
+            .iter()
+            .map(Option::unwrap)
+            .collect();
+        assert_eq!(ids, ["b", "c", "a", "y", "z"]);
+        // Already in order: left as it is.
+        assert!(in_rating_order(&ordered).unwrap().is_none());
     }
 }

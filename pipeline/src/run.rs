@@ -68,11 +68,15 @@ pub struct UsageCounts {
     pub rated: u64,
 }
 
-/// Wall time of one stage.
+/// Wall time of one stage, and the process's peak resident memory when it ended.
 #[derive(Debug, Clone, Serialize)]
 pub struct StageTime {
     pub stage: &'static str,
     pub seconds: f64,
+    /// The process's resident-set high-water mark so far (Linux `VmHWM`), in bytes:
+    /// the first stage whose value reaches the run's peak is the stage that set it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
 }
 
 /// The outcome of a run, also written as `manifest.json`.
@@ -117,9 +121,18 @@ impl Stopwatch {
         self.stages.push(StageTime {
             stage,
             seconds: (now - self.started).as_secs_f64(),
+            peak_rss_bytes: peak_rss_bytes(),
         });
         self.started = now;
     }
+}
+
+/// The resident-set high-water mark of this process, where the OS reports one (Linux).
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    let kib: u64 = kib.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Runs the whole bill run and publishes its outputs.
@@ -269,7 +282,8 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         Ok((writer.finish()?, totals, consumed))
     });
     let mut attribution = rate::StreamingAttribution::new(Arc::clone(&book), &catalog);
-    let mut stream = rate::rating_input(&ctx).await?.execute_stream().await?;
+    let input = rate::rating_input(&ctx).await?;
+    let mut stream = input.sorted.execute_stream().await?;
     let send = |rated: Option<RecordBatch>| -> Result<()> {
         if let Some(rated) = rated {
             rated_bar.inc(rated.num_rows() as u64);
@@ -305,7 +319,14 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         "usage rated and written"
     );
     outputs.push(rated_output);
-    let unrated = rate::unrated_usage(&ctx).await?;
+    drop(stream);
+    let set_aside = std::mem::take(
+        &mut *input
+            .unrated
+            .lock()
+            .map_err(|_| PipelineError::Internal("the unrated collector was poisoned".into()))?,
+    );
+    let unrated = rate::unrated_usage(set_aside)?;
     let unrated_rows: u64 = unrated.iter().map(|b| b.num_rows() as u64).sum();
     let in_period_rows = rated_rows + unrated_rows;
     clock.lap("rate");
