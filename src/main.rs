@@ -11,6 +11,11 @@ use billrun_pipeline::query::{OutputFormat, Report, query, render, report};
 use billrun_pipeline::{Progress, RunOptions, run_bill};
 use clap::{Parser, Subcommand, ValueEnum};
 
+// The query engine allocates and frees many batch-sized buffers from several threads;
+// glibc's per-thread arenas kept freed memory resident (see benches/README.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "billrun",
