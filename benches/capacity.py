@@ -88,7 +88,12 @@ def bill(binary: str, data: Path, out: Path, period: str, extra: list) -> dict:
                            "--period", period, *extra])
     manifest = json.loads((out / "manifest.json").read_text())
     stages = {s["stage"]: s["seconds"] for s in manifest["stages"]}
+    # The process's resident high-water mark as each stage ended (Linux): the first stage
+    # that reaches the peak is the one that set it.
+    stage_peaks = {s["stage"]: s["peak_rss_bytes"] for s in manifest["stages"]
+                   if "peak_rss_bytes" in s}
     result.update(
+        stage_peaks=stage_peaks,
         bytes_read=du(data) - (data / ".generated").stat().st_size,
         bytes_written=du(out),
         rated=manifest["usage"]["rated"],
@@ -155,6 +160,9 @@ def main() -> None:
     p.add_argument("--binary", action="append", default=[],
                    help="label=path of a billrun build (repeatable; default billrun=target/release/billrun)")
     p.add_argument("--engines", default="duckdb,polars,floor", help="baselines to run ('' for none)")
+    p.add_argument("--engine-limit", action="append", default=[],
+                   help="engine=scale: skip that baseline above that many events, e.g. "
+                        "polars=10M where it needs more memory than the machine has (repeatable)")
     p.add_argument("--period", default="2026-10")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--run-arg", action="append", default=[], help="extra argument for `billrun run`")
@@ -176,14 +184,19 @@ def main() -> None:
             print(f"[{label(events)}] {name} run ...", file=sys.stderr)
             r = bill(binary, data, out, args.period, args.run_arg)
             rows.append({"scale": label(events), "events": events, "engine": name, **r})
-        if args.engines:
+        limits = {e: parse_scale(n) for e, n in (x.split("=", 1) for x in args.engine_limit)}
+        engines = ",".join(e for e in args.engines.split(",") if e and events <= limits.get(e, events))
+        if engines != args.engines:
+            print(f"[{label(events)}] skipping {set(args.engines.split(',')) - set(engines.split(','))} "
+                  "(--engine-limit)", file=sys.stderr)
+        if engines:
             js = work / f"baselines-{label(events)}.json"
             cmd = [sys.executable, str(BASELINES), "--data", str(data), "--period", args.period,
-                   "--work", str(work / f"baselines-{label(events)}"), "--engines", args.engines,
+                   "--work", str(work / f"baselines-{label(events)}"), "--engines", engines,
                    "--json", str(js)]
             if not args.no_check:
                 cmd += ["--check", str(work / f"out-{label(events)}-{binaries[0][0]}")]
-            print(f"[{label(events)}] baselines {args.engines} ...", file=sys.stderr)
+            print(f"[{label(events)}] baselines {engines} ...", file=sys.stderr)
             subprocess.run(cmd, check=True)
             for b in json.loads(js.read_text()):
                 rows.append({"scale": label(events), "events": events, **b})
@@ -195,7 +208,8 @@ def report(rows: list, binaries: list, results: Path) -> None:
     svg(rows, results / "capacity.svg")
     with open(results / "capacity.csv", "w", newline="") as f:
         fields = ["scale", "events", "engine", "wall_s", "cpu_s", "peak_rss_bytes", "events_per_s",
-                  "bytes_read", "bytes_written"] + [f"stage_{s}_s" for s in STAGES]
+                  "bytes_read", "bytes_written"] + [f"stage_{s}_s" for s in STAGES] \
+            + [f"stage_{s}_peak_rss_bytes" for s in STAGES]
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for r in rows:
@@ -203,6 +217,8 @@ def report(rows: list, binaries: list, results: Path) -> None:
                 **{k: r.get(k, "") for k in fields if not k.startswith("stage_")},
                 "events_per_s": round(r["events"] / r["wall_s"]),
                 **{f"stage_{s}_s": r.get("stages", {}).get(s, "") for s in STAGES},
+                **{f"stage_{s}_peak_rss_bytes": r.get("stage_peaks", {}).get(s, "")
+                   for s in STAGES},
             })
     md = ["# billrun capacity benchmark", "",
           f"Machine: {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB. "
@@ -230,6 +246,10 @@ def report(rows: list, binaries: list, results: Path) -> None:
             ratios = [f"{o['engine']} {mine['wall_s'] / o['wall_s']:.2f}x"
                       for o in rs if o["engine"] != name]
             md += [f"{name} wall time as a ratio to: " + ", ".join(ratios), ""]
+            peaks = mine.get("stage_peaks", {})
+            if peaks:
+                md += [f"{name} peak RSS so far at the end of each stage, MiB: " + ", ".join(
+                    f"{s} {peaks[s] / 2**20:.0f}" for s in STAGES if s in peaks), ""]
     (results / "capacity.md").write_text("\n".join(md) + "\n")
 
 
