@@ -324,6 +324,17 @@ fn the_manifest_lists_inputs_and_outputs_with_hashes() {
             "write"
         ]
     );
+    // On Linux every stage records the high-water mark so far: it never goes down.
+    if cfg!(target_os = "linux") {
+        let peaks: Vec<u64> = manifest["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["peak_rss_bytes"].as_u64().expect("peak_rss_bytes"))
+            .collect();
+        assert!(peaks[0] > 0);
+        assert!(peaks.windows(2).all(|w| w[0] <= w[1]), "{peaks:?}");
+    }
 }
 
 fn table_files(out: &Path) -> BTreeMap<String, Vec<u8>> {
