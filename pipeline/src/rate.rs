@@ -580,7 +580,8 @@ const UNRATED_COLUMNS: [&str; 6] = [
 /// be rated.
 #[derive(Debug)]
 pub struct RatingInput {
-    /// The events to rate, ordered by (subscription_id, ts, event_id).
+    /// The events to rate, ordered by `RATING_KEY` (subscription, then second);
+    /// [`StreamingAttribution`] completes the order to (subscription, ts, event_id).
     pub sorted: DataFrame,
     /// Filled while `sorted` is consumed: the events that cannot be rated, with their
     /// status code. Complete once `sorted`'s stream has ended.
@@ -588,8 +589,8 @@ pub struct RatingInput {
 }
 
 /// Splits `usage_in_period` in one scan: events with a priced segment go to a sort by
-/// (subscription, ts, event_id), the input of [`StreamingAttribution`]; the others are
-/// set aside for `unrated` as they pass. One scan, because each scan repeats the joins
+/// `RATING_KEY`, the input of [`StreamingAttribution`]; the others are set aside for
+/// `unrated` as they pass. One scan, because each scan repeats the joins
 /// of every event with its window and segment.
 ///
 /// The subscription's text columns (its id, customer, product, plan, currency) are left
@@ -715,8 +716,10 @@ impl PartitionStream for SplitByStatus {
     }
 }
 
-/// Attributes each period charge to its events over a stream sorted by
-/// (subscription, ts, event_id), with the engine's grouped kernel.
+/// Attributes each period charge to its events over a stream sorted by subscription
+/// (the `RATING_KEY` order), with the engine's grouped kernel, in (ts, event_id) order
+/// within each subscription: the few events of a subscription that share a second are
+/// re-ordered here, once the subscription is whole.
 ///
 /// This replaces a window function: DataFusion's `WindowAggExec` buffers a whole input
 /// partition before it evaluates anything, which held every event of the period in
@@ -861,7 +864,7 @@ impl StreamingAttribution {
     }
 }
 
-/// `batch` (whole subscriptions, ordered by [`RATING_KEY`]) in (subscription, ts,
+/// `batch` (whole subscriptions, ordered by `RATING_KEY`) in (subscription, ts,
 /// event_id) order: `None` when it already is, which is the rule, since only events of
 /// one subscription within one second can be out of order.
 fn in_rating_order(batch: &RecordBatch) -> Result<Option<RecordBatch>> {
@@ -1051,7 +1054,7 @@ impl PartitionEvaluator for AttributeChargeEvaluator {
 mod tests {
     use super::*;
 
-    /// Five events of two subscriptions, in the order a sort by [`RATING_KEY`] may leave
+    /// Five events of two subscriptions, in the order a sort by `RATING_KEY` may leave
     /// them: within (subscription 0, second 5) the ids and microseconds are shuffled.
     fn by_key(ids: &[&str], subscriptions: &[u32], micros: &[i64]) -> RecordBatch {
         RecordBatch::try_from_iter([
