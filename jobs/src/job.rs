@@ -473,15 +473,21 @@ pub fn parse_job(file: &Path, text: &str) -> Result<Job> {
         }),
     };
 
+    // Spelled as `CarveOrder::as_str` spells it, like the manifest and `--carve-order`.
+    let orders = [CarveOrder::AllocateThenCarve, CarveOrder::CarveThenAllocate];
     let carve_order = match raw.carve_order.as_deref() {
-        None | Some("allocate-then-carve") => CarveOrder::AllocateThenCarve,
-        Some("carve-then-allocate") => CarveOrder::CarveThenAllocate,
-        Some(other) => {
-            return Err(invalid(
-                "carve_order",
-                format!("`{other}`: expected \"allocate-then-carve\" or \"carve-then-allocate\""),
-            ));
-        }
+        None => CarveOrder::default(),
+        Some(text) => orders
+            .into_iter()
+            .find(|order| order.as_str() == text)
+            .ok_or_else(|| {
+                invalid(
+                    "carve_order",
+                    format!(
+                        "`{text}`: expected \"allocate-then-carve\" or \"carve-then-allocate\""
+                    ),
+                )
+            })?,
     };
 
     let as_of = match &raw.as_of {

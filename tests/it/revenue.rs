@@ -638,3 +638,98 @@ fn gl_references_are_checked_against_the_chart_of_accounts() {
         "account liabilities:deferred revenue:2410  ; type:L, gl:Deferred revenue - support\n"
     ));
 }
+
+/// Each contract rule that spans rows, broken by one appended row of a copy of the
+/// revenue sample: the row is rejected with its file, row, column and reason, and the
+/// sample's own three rejects are still the only others.
+#[test]
+fn each_cross_row_contract_rule_rejects_the_row_that_breaks_it() {
+    // (file, appended line, then the reject expected of it: row, column, code, reason)
+    let cases: [(&str, &str, [&str; 4]); 5] = [
+        (
+            "orders/orders.csv",
+            "O-700,L1,K-NEW,R001,SUP,USD,1,100.00,2026-10-01,,2026-10-01",
+            [
+                "11",
+                "service_end",
+                "missing_value",
+                "product `SUP` is recognised ratably, so its order lines need a `service_end`",
+            ],
+        ),
+        (
+            "orders/orders.csv",
+            "O-701,L1,K-NEW,R001,SUP,USD,1,100.00,2026-10-01,2026-09-01,2026-10-01",
+            [
+                "11",
+                "service_end",
+                "out_of_range",
+                "`service_end` 2026-09-01 is not after `service_start` 2026-10-01 (service_end is exclusive)",
+            ],
+        ),
+        (
+            "modifications/modifications.csv",
+            "MOD-2,O-300,L1,2026-11-01,2027-12-01,100.00,extended again",
+            [
+                "2",
+                "modification_id",
+                "invalid_contract",
+                "order `O-300` line `L1` already has a modification; one per line is supported, so this one is not applied",
+            ],
+        ),
+        (
+            "modifications/modifications.csv",
+            "MOD-3,O-999,L1,2026-11-01,2027-12-01,100.00,no such line",
+            [
+                "2",
+                "line_id",
+                "unknown_reference",
+                "order `O-999` line `L1` is not an accepted order line",
+            ],
+        ),
+        (
+            "carve_rules/carve_rules.csv",
+            "CR-3,K-HOLD,TRN,,4600,,25.00,",
+            [
+                "4",
+                "currency",
+                "missing_value",
+                "a carve of a fixed `amount` needs its `currency`",
+            ],
+        ),
+    ];
+    let of_file = |out: &Path, file: &str| {
+        rows(
+            out,
+            &format!(
+                "SELECT row_number, \"column\", code, reason FROM rejects \
+                 WHERE source_file = '{file}' ORDER BY row_number"
+            ),
+        )
+    };
+    for (file, line, reject) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        copy_dir(&revenue_input(), &data);
+        let path = data.join(file);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(line);
+        text.push('\n');
+        std::fs::write(&path, text).unwrap();
+        let out = dir.path().join("out");
+        runtime()
+            .block_on(run_bill(RunOptions {
+                as_of: None,
+                data: data.to_string_lossy().into_owned(),
+                out: out.clone(),
+                period: BillingMonth::parse("2026-10").unwrap(),
+                threads: Some(1),
+                carve_order: CarveOrder::AllocateThenCarve,
+                memory_limit: None,
+                progress: Progress::hidden(),
+            }))
+            .unwrap();
+        let mut expected = of_file(&revenue_out(), file);
+        expected.push(reject.iter().map(|c| (*c).to_string()).collect());
+        assert_eq!(of_file(&out, file), expected, "{file}: {line}");
+    }
+}
