@@ -25,10 +25,15 @@ fn expected(name: &str) -> PathBuf {
 }
 
 fn run_revenue(out: &Path, carve_order: CarveOrder) {
+    bill_october(&revenue_input(), out, carve_order);
+}
+
+/// Bills October 2026 of the dataset in `data` into `out`.
+fn bill_october(data: &Path, out: &Path, carve_order: CarveOrder) {
     runtime()
         .block_on(run_bill(RunOptions {
             as_of: None,
-            data: revenue_input().to_string_lossy().into_owned(),
+            data: data.to_string_lossy().into_owned(),
             out: out.to_path_buf(),
             period: BillingMonth::parse("2026-10").unwrap(),
             threads: Some(2),
@@ -255,18 +260,7 @@ fn bad_contract_rows_are_rejected_with_file_row_and_reason() {
     text.push_str("ACC-3,O-200,L1,usage acceptance,\nACC-4,O-200,,order acceptance,2026-10-05\n");
     std::fs::write(&conditions, text).unwrap();
     let out = dir.path().join("out");
-    runtime()
-        .block_on(run_bill(RunOptions {
-            as_of: None,
-            data: data.to_string_lossy().into_owned(),
-            out: out.clone(),
-            period: BillingMonth::parse("2026-10").unwrap(),
-            threads: Some(1),
-            carve_order: CarveOrder::AllocateThenCarve,
-            memory_limit: None,
-            progress: Progress::hidden(),
-        }))
-        .unwrap();
+    bill_october(&data, &out, CarveOrder::AllocateThenCarve);
     let rejects = rows(
         &out,
         "SELECT source_file, row_number, \"column\", code, reason FROM rejects",
@@ -591,18 +585,7 @@ fn gl_references_are_checked_against_the_chart_of_accounts() {
     text.push_str("CR-3,,LIC,,2410,5,,\n");
     std::fs::write(&carves, text).unwrap();
     let out = dir.path().join("out");
-    runtime()
-        .block_on(run_bill(RunOptions {
-            as_of: None,
-            data: data.to_string_lossy().into_owned(),
-            out: out.clone(),
-            period: BillingMonth::parse("2026-10").unwrap(),
-            threads: Some(1),
-            carve_order: CarveOrder::AllocateThenCarve,
-            memory_limit: None,
-            progress: Progress::hidden(),
-        }))
-        .unwrap();
+    bill_october(&data, &out, CarveOrder::AllocateThenCarve);
     let rejects = rows(
         &out,
         "SELECT source_file, row_number, \"column\", code, reason FROM rejects \
@@ -716,18 +699,7 @@ fn each_cross_row_contract_rule_rejects_the_row_that_breaks_it() {
         text.push('\n');
         std::fs::write(&path, text).unwrap();
         let out = dir.path().join("out");
-        runtime()
-            .block_on(run_bill(RunOptions {
-                as_of: None,
-                data: data.to_string_lossy().into_owned(),
-                out: out.clone(),
-                period: BillingMonth::parse("2026-10").unwrap(),
-                threads: Some(1),
-                carve_order: CarveOrder::AllocateThenCarve,
-                memory_limit: None,
-                progress: Progress::hidden(),
-            }))
-            .unwrap();
+        bill_october(&data, &out, CarveOrder::AllocateThenCarve);
         let mut expected = of_file(&revenue_out(), file);
         expected.push(reject.iter().map(|c| (*c).to_string()).collect());
         assert_eq!(of_file(&out, file), expected, "{file}: {line}");
