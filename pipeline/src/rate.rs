@@ -616,6 +616,11 @@ pub async fn rating_input(ctx: &SessionContext) -> Result<RatingInput> {
         .collect();
     rating_fields.push(Arc::new(Field::new(RATING_KEY, DataType::UInt64, false)));
     let rating_schema = Arc::new(Schema::new(rating_fields));
+    let projections = Arc::new(Projections {
+        rating: indices_of(&scanned, &RATING_COLUMNS)?,
+        unrated: indices_of(&scanned, &UNRATED_COLUMNS)?,
+        status: indices_of(&scanned, &["status"])?[0],
+    });
     let unrated = Arc::new(std::sync::Mutex::new(Vec::new()));
     let partitions: Vec<Arc<dyn PartitionStream>> = in_period
         .execute_stream_partitioned()
@@ -624,6 +629,7 @@ pub async fn rating_input(ctx: &SessionContext) -> Result<RatingInput> {
         .map(|stream| {
             Arc::new(SplitByStatus {
                 rating_schema: Arc::clone(&rating_schema),
+                projections: Arc::clone(&projections),
                 input: std::sync::Mutex::new(Some(stream)),
                 unrated: Arc::clone(&unrated),
             }) as Arc<dyn PartitionStream>
@@ -647,10 +653,20 @@ fn indices_of(schema: &Schema, names: &[&str]) -> Result<Vec<usize>> {
         .collect()
 }
 
+/// Where the columns of [`RATING_COLUMNS`], [`UNRATED_COLUMNS`] and `status` are in a
+/// scanned batch of `usage_in_period`.
+#[derive(Debug)]
+struct Projections {
+    rating: Vec<usize>,
+    unrated: Vec<usize>,
+    status: usize,
+}
+
 /// One partition of `usage_in_period`, passed on with only the events to rate; the
 /// others are moved to `unrated` on the way.
 struct SplitByStatus {
     rating_schema: SchemaRef,
+    projections: Arc<Projections>,
     input: std::sync::Mutex<Option<SendableRecordBatchStream>>,
     unrated: Arc<std::sync::Mutex<Vec<RecordBatch>>>,
 }
@@ -667,14 +683,14 @@ impl SplitByStatus {
     fn split(
         batch: &RecordBatch,
         rating_schema: &SchemaRef,
+        projections: &Projections,
         unrated: &std::sync::Mutex<Vec<RecordBatch>>,
     ) -> Result<RecordBatch> {
-        let schema = batch.schema();
-        let mut to_rate = batch.project(&indices_of(&schema, &RATING_COLUMNS)?)?;
-        let status = column(batch, "status")?.as_string::<i32>();
+        let mut to_rate = batch.project(&projections.rating)?;
+        let status = batch.column(projections.status).as_string::<i32>();
         let ok = arrow::compute::kernels::cmp::eq(status, &StringArray::new_scalar(OK))?;
         if ok.true_count() < batch.num_rows() {
-            let set_aside = batch.project(&indices_of(&schema, &UNRATED_COLUMNS)?)?;
+            let set_aside = batch.project(&projections.unrated)?;
             let set_aside =
                 arrow::compute::filter_record_batch(&set_aside, &arrow::compute::not(&ok)?)?;
             unrated
@@ -707,9 +723,10 @@ impl PartitionStream for SplitByStatus {
             ));
         };
         let rating_schema = Arc::clone(&schema);
+        let projections = Arc::clone(&self.projections);
         let split = input.map(move |batch| {
             let batch = batch?;
-            Self::split(&batch, &rating_schema, &unrated)
+            Self::split(&batch, &rating_schema, &projections, &unrated)
                 .map_err(|e| DataFusionError::External(Box::new(e)))
         });
         Box::pin(RecordBatchStreamAdapter::new(schema, split))

@@ -18,9 +18,14 @@ pub fn runtime() -> tokio::runtime::Runtime {
 /// Rows of a SQL result as strings (NULL as empty).
 pub fn rows(out: &Path, sql: &str) -> Vec<Vec<String>> {
     let batches: Vec<RecordBatch> = runtime().block_on(query(out, sql)).unwrap();
+    format_rows(&batches)
+}
+
+/// Rows of `batches` as strings, formatted as [`rows`] formats them.
+pub fn format_rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
     let options = FormatOptions::default();
     let mut rows = Vec::new();
-    for batch in &batches {
+    for batch in batches {
         let formatters: Vec<_> = batch
             .columns()
             .iter()

@@ -6,13 +6,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 use billrun_engine::{BillingMonth, CarveOrder};
 use billrun_pipeline::{Progress, RunOptions, run_bill};
 use rust_decimal::Decimal;
 use sha2::Digest;
 
-use crate::common::{billrun, copy_dir, hledger, money, read_csv, rows, runtime};
+use crate::common::{billrun, copy_dir, format_rows, hledger, money, read_csv, rows, runtime};
 
 fn revenue_input() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data-samples/revenue/input")
@@ -26,6 +25,26 @@ fn expected(name: &str) -> PathBuf {
 
 fn run_revenue(out: &Path, carve_order: CarveOrder) {
     bill_october(&revenue_input(), out, carve_order);
+}
+
+/// Bills October 2026 of a copy of the revenue sample with `appended` lines added to the
+/// end of the named files; the outputs are in `out/` of the returned folder.
+fn bill_sample_with(appended: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    copy_dir(&revenue_input(), &data);
+    for (file, lines) in appended {
+        let path = data.join(file);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(lines);
+        std::fs::write(&path, text).unwrap();
+    }
+    bill_october(
+        &data,
+        &dir.path().join("out"),
+        CarveOrder::AllocateThenCarve,
+    );
+    dir
 }
 
 /// Bills October 2026 of the dataset in `data` into `out`.
@@ -252,15 +271,11 @@ fn bad_contract_rows_are_rejected_with_file_row_and_reason() {
 
     // Conditions cannot hold as-consumed revenue (it is booked when its usage is
     // invoiced): one on K-USAGE's API line, or on its whole order, is rejected.
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    copy_dir(&revenue_input(), &data);
-    let conditions = data.join("conditions/conditions.csv");
-    let mut text = std::fs::read_to_string(&conditions).unwrap();
-    text.push_str("ACC-3,O-200,L1,usage acceptance,\nACC-4,O-200,,order acceptance,2026-10-05\n");
-    std::fs::write(&conditions, text).unwrap();
+    let dir = bill_sample_with(&[(
+        "conditions/conditions.csv",
+        "ACC-3,O-200,L1,usage acceptance,\nACC-4,O-200,,order acceptance,2026-10-05\n",
+    )]);
     let out = dir.path().join("out");
-    bill_october(&data, &out, CarveOrder::AllocateThenCarve);
     let rejects = rows(
         &out,
         "SELECT source_file, row_number, \"column\", code, reason FROM rejects",
@@ -301,20 +316,8 @@ fn parquet_rows(out: &Path, table: &str) -> Vec<Vec<String>> {
         .unwrap()
         .build()
         .unwrap();
-    let options = FormatOptions::default();
-    let mut rows = Vec::new();
-    for batch in reader {
-        let batch = batch.unwrap();
-        let formatters: Vec<_> = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
-            .collect();
-        for i in 0..batch.num_rows() {
-            rows.push(formatters.iter().map(|f| f.value(i).to_string()).collect());
-        }
-    }
-    rows
+    let batches: Vec<_> = reader.map(Result::unwrap).collect();
+    format_rows(&batches)
 }
 
 /// Postings and entries of the default run's journal.
@@ -325,18 +328,15 @@ const JOURNAL_ENTRIES: usize = 12;
 fn the_journal_csv_is_the_parquet_journal_row_for_row() {
     let out = revenue_out();
     let mut reader = csv::Reader::from_path(out.join("journal.csv")).unwrap();
+    // The published journal columns, in their order.
+    let journal = billrun_schemas::outputs::OutputTable::Journal.schema();
     assert_eq!(
         reader.headers().unwrap().iter().collect::<Vec<_>>(),
-        [
-            "entry_id",
-            "date",
-            "account",
-            "debit",
-            "credit",
-            "currency",
-            "source_id",
-            "memo"
-        ]
+        journal
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect::<Vec<_>>()
     );
     let csv_rows: Vec<Vec<String>> = reader
         .records()
@@ -572,20 +572,12 @@ fn the_reports_print_from_the_command_line() {
 
 #[test]
 fn gl_references_are_checked_against_the_chart_of_accounts() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    copy_dir(&revenue_input(), &data);
-    let policies = data.join("rev_policies/rev_policies.csv");
-    let mut text = std::fs::read_to_string(&policies).unwrap();
     // 9999 is not in the chart; 2410 is a liability, not a revenue account.
-    text.push_str("GIZ,point_in_time,9999,\n");
-    std::fs::write(&policies, text).unwrap();
-    let carves = data.join("carve_rules/carve_rules.csv");
-    let mut text = std::fs::read_to_string(&carves).unwrap();
-    text.push_str("CR-3,,LIC,,2410,5,,\n");
-    std::fs::write(&carves, text).unwrap();
+    let dir = bill_sample_with(&[
+        ("rev_policies/rev_policies.csv", "GIZ,point_in_time,9999,\n"),
+        ("carve_rules/carve_rules.csv", "CR-3,,LIC,,2410,5,,\n"),
+    ]);
     let out = dir.path().join("out");
-    bill_october(&data, &out, CarveOrder::AllocateThenCarve);
     let rejects = rows(
         &out,
         "SELECT source_file, row_number, \"column\", code, reason FROM rejects \
@@ -690,16 +682,8 @@ fn each_cross_row_contract_rule_rejects_the_row_that_breaks_it() {
         )
     };
     for (file, line, reject) in cases {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        copy_dir(&revenue_input(), &data);
-        let path = data.join(file);
-        let mut text = std::fs::read_to_string(&path).unwrap();
-        text.push_str(line);
-        text.push('\n');
-        std::fs::write(&path, text).unwrap();
+        let dir = bill_sample_with(&[(file, &format!("{line}\n"))]);
         let out = dir.path().join("out");
-        bill_october(&data, &out, CarveOrder::AllocateThenCarve);
         let mut expected = of_file(&revenue_out(), file);
         expected.push(reject.iter().map(|c| (*c).to_string()).collect());
         assert_eq!(of_file(&out, file), expected, "{file}: {line}");
