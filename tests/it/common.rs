@@ -7,6 +7,22 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use billrun_pipeline::query::query;
 use rust_decimal::Decimal;
 
+/// Bills October 2026 of the dataset at `data` (a folder or URL) into `out`.
+pub fn bill_october(data: &Path, out: &Path, carve_order: billrun_engine::CarveOrder) {
+    runtime()
+        .block_on(billrun_pipeline::run_bill(billrun_pipeline::RunOptions {
+            as_of: None,
+            data: data.to_string_lossy().into_owned(),
+            out: out.to_path_buf(),
+            period: billrun_engine::BillingMonth::parse("2026-10").unwrap(),
+            threads: Some(2),
+            carve_order,
+            memory_limit: None,
+            progress: billrun_pipeline::Progress::hidden(),
+        }))
+        .unwrap();
+}
+
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

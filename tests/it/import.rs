@@ -7,14 +7,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use arrow::array::RecordBatch;
-use billrun_engine::BillingMonth;
+use billrun_engine::CarveOrder;
+use billrun_pipeline::Progress;
 use billrun_pipeline::import::{FileStatus, ImportOptions, ImportSummary, Mapping, sweep};
-use billrun_pipeline::{Progress, RunOptions, run_bill};
 use billrun_schemas::Table;
 use chrono::NaiveDate;
 
 use crate::common::{
-    billrun, copy_dir, read_csv, repo, rows, runtime, s3_env, s3_tool, start_s3, stdout_of_success,
+    bill_october, billrun, copy_dir, read_csv, repo, rows, runtime, s3_env, s3_tool, start_s3,
+    stdout_of_success,
 };
 
 const TODAY: &str = "2026-11-02";
@@ -336,18 +337,7 @@ fn a_swept_sample_bills_exactly_like_the_hand_checked_sample() {
     assert_eq!(actual_rejected, expected_rejected);
 
     let out = dir.path().join("out");
-    runtime()
-        .block_on(run_bill(RunOptions {
-            as_of: None,
-            data: dataset.to_string_lossy().into_owned(),
-            out: out.clone(),
-            period: BillingMonth::parse("2026-10").unwrap(),
-            threads: Some(2),
-            carve_order: Default::default(),
-            memory_limit: None,
-            progress: Progress::hidden(),
-        }))
-        .unwrap();
+    bill_october(&dataset, &out, CarveOrder::default());
     assert_sample_invoices(&out);
 }
 
@@ -584,21 +574,6 @@ fn the_workflow_runs_against_an_s3_compatible_server() {
     assert_sample_invoices(&out);
 }
 
-fn bill(dataset: &str, out: &Path) {
-    runtime()
-        .block_on(run_bill(RunOptions {
-            as_of: None,
-            data: dataset.to_string(),
-            out: out.to_path_buf(),
-            period: BillingMonth::parse("2026-10").unwrap(),
-            threads: Some(2),
-            carve_order: Default::default(),
-            memory_limit: None,
-            progress: Progress::hidden(),
-        }))
-        .unwrap();
-}
-
 #[test]
 fn a_past_bill_run_is_repeated_as_it_was_with_as_of() {
     let dir = tempfile::tempdir().unwrap();
@@ -606,7 +581,7 @@ fn a_past_bill_run_is_repeated_as_it_was_with_as_of() {
     copy_dir(&repo("data-samples/sample/input"), &inbox);
     sweep_local(&inbox, &dataset, Vec::new());
     let first = dir.path().join("first");
-    bill(dataset.to_str().unwrap(), &first);
+    bill_october(&dataset, &first, CarveOrder::default());
     assert_sample_invoices(&first);
     let between = chrono::Utc::now();
     std::thread::sleep(std::time::Duration::from_millis(20));
@@ -648,7 +623,7 @@ fn a_past_bill_run_is_repeated_as_it_was_with_as_of() {
     }
     // As it is now: the new terms and the late event.
     let now = dir.path().join("now");
-    bill(dataset.to_str().unwrap(), &now);
+    bill_october(&dataset, &now, CarveOrder::default());
     let c002 = "SELECT due_date FROM invoices WHERE invoice_id = 'INV-202610-C002-USD'";
     assert_eq!(rows(&first, c002), [["2026-12-16"]]);
     assert_eq!(rows(&repeated, c002), [["2026-12-16"]]);

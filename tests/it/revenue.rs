@@ -6,12 +6,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use billrun_engine::{BillingMonth, CarveOrder};
-use billrun_pipeline::{Progress, RunOptions, run_bill};
+use billrun_engine::CarveOrder;
 use rust_decimal::Decimal;
 use sha2::Digest;
 
-use crate::common::{billrun, copy_dir, format_rows, hledger, money, read_csv, rows, runtime};
+use crate::common::{bill_october, billrun, copy_dir, format_rows, hledger, money, read_csv, rows};
 
 fn revenue_input() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data-samples/revenue/input")
@@ -45,22 +44,6 @@ fn bill_sample_with(appended: &[(&str, &str)]) -> tempfile::TempDir {
         CarveOrder::AllocateThenCarve,
     );
     dir
-}
-
-/// Bills October 2026 of the dataset in `data` into `out`.
-fn bill_october(data: &Path, out: &Path, carve_order: CarveOrder) {
-    runtime()
-        .block_on(run_bill(RunOptions {
-            as_of: None,
-            data: data.to_string_lossy().into_owned(),
-            out: out.to_path_buf(),
-            period: BillingMonth::parse("2026-10").unwrap(),
-            threads: Some(2),
-            carve_order,
-            memory_limit: None,
-            progress: Progress::hidden(),
-        }))
-        .unwrap();
 }
 
 /// The default run (allocate, then carve), done once for the tests that only read it.
