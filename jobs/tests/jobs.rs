@@ -598,6 +598,7 @@ fn manifest(options: &RunOptions) -> Manifest {
         inputs: Vec::new(),
         outputs: Vec::new(),
         stages: Vec::new(),
+        rating_order: Default::default(),
     }
 }
 

@@ -33,6 +33,7 @@ pub mod load;
 pub mod progress;
 pub mod query;
 pub mod rate;
+pub mod rating_order;
 pub mod revenue;
 pub mod run;
 pub mod write;

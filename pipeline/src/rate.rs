@@ -37,16 +37,12 @@ use billrun_schemas::{
     QUANTITY_SCALE, RejectCode, RowRenderer, Table, quantity_type, timestamp_type,
 };
 use chrono::{NaiveDate, NaiveTime};
-use datafusion::catalog::streaming::StreamingTable;
 use datafusion::common::{DataFusionError, JoinType};
 use datafusion::datasource::MemTable;
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
 use datafusion::logical_expr::{
     PartitionEvaluator, Signature, Volatility, WindowUDF, WindowUDFImpl,
 };
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::{DataFrame, SessionContext, col};
 use futures::StreamExt;
 use rayon::slice::ParallelSliceMut;
@@ -54,6 +50,7 @@ use rayon::slice::ParallelSliceMut;
 use crate::catalog::Catalog;
 use crate::error::{PipelineError, Result};
 use crate::load::{EVENT_HASH_COLUMN, Reject};
+use crate::rating_order::{Buckets, Dealer, Limits, OrderedBucket, SharedHold, SubscriptionRanges};
 
 /// Why an event in the period was not priced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -548,7 +545,7 @@ const RATING_COLUMNS: [&str; 7] = [
 /// event_id), which the sort would encode row by row and compare with `memcmp`; the
 /// events of a subscription that share a second are put in (ts, event_id) order
 /// afterwards, by [`StreamingAttribution`], which holds each subscription whole.
-const RATING_KEY: &str = "_rating_key";
+pub(crate) const RATING_KEY: &str = "_rating_key";
 
 fn rating_key(batch: &RecordBatch) -> Result<UInt64Array> {
     let subscriptions = column(batch, "subscription_idx")?.as_primitive::<UInt32Type>();
@@ -576,70 +573,104 @@ const UNRATED_COLUMNS: [&str; 6] = [
     "status",
 ];
 
-/// The events of the period, split in one scan into those to rate and those that cannot
-/// be rated.
+/// The events of the period, split in one scan into those to rate, dealt into buckets
+/// of consecutive subscriptions, and those that cannot be rated.
 #[derive(Debug)]
 pub struct RatingInput {
-    /// The events to rate, ordered by `RATING_KEY` (subscription, then second);
-    /// [`StreamingAttribution`] completes the order to (subscription, ts, event_id).
-    pub sorted: DataFrame,
-    /// Filled while `sorted` is consumed: the events that cannot be rated, with their
-    /// status code. Complete once `sorted`'s stream has ended.
-    pub unrated: Arc<std::sync::Mutex<Vec<RecordBatch>>>,
+    /// The events to rate; [`Buckets::sort_in_background`] hands them out in rating
+    /// order, bucket by bucket.
+    pub buckets: Buckets,
+    /// The events that cannot be rated, with their status code, for [`unrated_usage`].
+    pub unrated: Vec<RecordBatch>,
 }
 
-/// Splits `usage_in_period` in one scan: events with a priced segment go to a sort by
-/// `RATING_KEY`, the input of [`StreamingAttribution`]; the others are set aside for
-/// `unrated` as they pass. One scan, because each scan repeats the joins
-/// of every event with its window and segment.
+/// Splits `usage_in_period` in one scan: events with a priced segment are dealt into
+/// the buckets of `ranges` (see [`crate::rating_order`]), the others set aside for
+/// `unrated` as they pass. One scan, because each scan repeats the joins of every event
+/// with its window and segment; each partition of the scan runs as a task of its own.
 ///
 /// The subscription's text columns (its id, customer, product, plan, currency) are left
-/// out of the sort, which would otherwise copy five strings per event;
+/// out of what is held and sorted, which would otherwise copy five strings per event;
 /// [`StreamingAttribution`] puts them back from `subscription_idx`. A subscription's plan
 /// is for one product, so ordering by subscription groups each (subscription, product,
 /// period); the integer `subscription_idx` stands in for the id because it sorts the
-/// same, cheaper. The sort spills to disk under the run's memory limit.
+/// same, cheaper. `scanned` counts the rows of the period as they pass.
 ///
 /// # Errors
-/// Query failures.
-pub async fn rating_input(ctx: &SessionContext) -> Result<RatingInput> {
+/// Query failures; I/O errors writing scratch files into `scratch`.
+pub async fn rating_input(
+    ctx: &SessionContext,
+    ranges: SubscriptionRanges,
+    limits: Limits,
+    scratch: &std::path::Path,
+    scanned: &indicatif::ProgressBar,
+) -> Result<RatingInput> {
     let mut wanted: Vec<&str> = RATING_COLUMNS.to_vec();
     wanted.extend(["customer_id", "product_id", "status"]);
     let in_period = ctx
         .table("usage_in_period")
         .await?
         .select_columns(&wanted)?;
-    let scanned = Arc::new(in_period.schema().as_arrow().clone());
-    let mut rating_fields: Vec<FieldRef> = indices_of(&scanned, &RATING_COLUMNS)?
+    let scanned_schema = Arc::new(in_period.schema().as_arrow().clone());
+    let mut rating_fields: Vec<FieldRef> = indices_of(&scanned_schema, &RATING_COLUMNS)?
         .into_iter()
-        .map(|i| Arc::clone(&scanned.fields()[i]))
+        .map(|i| Arc::clone(&scanned_schema.fields()[i]))
         .collect();
     rating_fields.push(Arc::new(Field::new(RATING_KEY, DataType::UInt64, false)));
     let rating_schema = Arc::new(Schema::new(rating_fields));
-    let projections = Arc::new(Projections {
-        rating: indices_of(&scanned, &RATING_COLUMNS)?,
-        unrated: indices_of(&scanned, &UNRATED_COLUMNS)?,
-        status: indices_of(&scanned, &["status"])?[0],
+    let subscription_column = indices_of(&rating_schema, &["subscription_idx"])?[0];
+    let split = Arc::new(SplitByStatus {
+        rating_schema: Arc::clone(&rating_schema),
+        rating: indices_of(&scanned_schema, &RATING_COLUMNS)?,
+        unrated: indices_of(&scanned_schema, &UNRATED_COLUMNS)?,
+        status: indices_of(&scanned_schema, &["status"])?[0],
     });
-    let unrated = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let partitions: Vec<Arc<dyn PartitionStream>> = in_period
+    let hold = SharedHold::new(limits, scratch);
+    let tasks: Vec<_> = in_period
         .execute_stream_partitioned()
         .await?
         .into_iter()
-        .map(|stream| {
-            Arc::new(SplitByStatus {
-                rating_schema: Arc::clone(&rating_schema),
-                projections: Arc::clone(&projections),
-                input: std::sync::Mutex::new(Some(stream)),
-                unrated: Arc::clone(&unrated),
-            }) as Arc<dyn PartitionStream>
+        .enumerate()
+        .map(|(partition, mut stream)| {
+            let split = Arc::clone(&split);
+            let mut dealer = Dealer::new(partition, ranges, subscription_column, Arc::clone(&hold));
+            let scanned = scanned.clone();
+            tokio::spawn(async move {
+                let mut unrated = Vec::new();
+                while let Some(batch) = stream.next().await {
+                    let batch = batch?;
+                    scanned.inc(batch.num_rows() as u64);
+                    dealer.deal(&split.split(&batch, &mut unrated)?)?;
+                }
+                Ok::<_, PipelineError>((dealer, unrated))
+            })
         })
         .collect();
-    let to_rate = StreamingTable::try_new(Arc::clone(&rating_schema), partitions)?;
-    let sorted = ctx
-        .read_table(Arc::new(to_rate))?
-        .sort(vec![col(RATING_KEY).sort(true, false)])?;
-    Ok(RatingInput { sorted, unrated })
+    let mut dealers = Vec::with_capacity(tasks.len());
+    let mut unrated = Vec::new();
+    let mut tasks = tasks.into_iter();
+    while let Some(task) = tasks.next() {
+        let finished = match task.await {
+            Ok(finished) => finished,
+            Err(e) => Err(PipelineError::Internal(format!(
+                "a rating scan task failed: {e}"
+            ))),
+        };
+        match finished {
+            Ok((dealer, set_aside)) => {
+                dealers.push(dealer);
+                unrated.extend(set_aside);
+            }
+            Err(e) => {
+                tasks.for_each(|task| task.abort());
+                return Err(e);
+            }
+        }
+    }
+    Ok(RatingInput {
+        buckets: Buckets::collect(rating_schema, limits, dealers),
+        unrated,
+    })
 }
 
 fn indices_of(schema: &Schema, names: &[&str]) -> Result<Vec<usize>> {
@@ -653,84 +684,81 @@ fn indices_of(schema: &Schema, names: &[&str]) -> Result<Vec<usize>> {
         .collect()
 }
 
-/// Where the columns of [`RATING_COLUMNS`], [`UNRATED_COLUMNS`] and `status` are in a
-/// scanned batch of `usage_in_period`.
+/// Splits a scanned batch of `usage_in_period` by status: where the columns of
+/// [`RATING_COLUMNS`], [`UNRATED_COLUMNS`] and `status` are, and the schema of what is
+/// rated.
 #[derive(Debug)]
-struct Projections {
+struct SplitByStatus {
+    rating_schema: SchemaRef,
     rating: Vec<usize>,
     unrated: Vec<usize>,
     status: usize,
 }
 
-/// One partition of `usage_in_period`, passed on with only the events to rate; the
-/// others are moved to `unrated` on the way.
-struct SplitByStatus {
-    rating_schema: SchemaRef,
-    projections: Arc<Projections>,
-    input: std::sync::Mutex<Option<SendableRecordBatchStream>>,
-    unrated: Arc<std::sync::Mutex<Vec<RecordBatch>>>,
-}
-
-impl std::fmt::Debug for SplitByStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SplitByStatus")
-            .field("rating_schema", &self.rating_schema)
-            .finish_non_exhaustive()
-    }
-}
-
 impl SplitByStatus {
-    fn split(
-        batch: &RecordBatch,
-        rating_schema: &SchemaRef,
-        projections: &Projections,
-        unrated: &std::sync::Mutex<Vec<RecordBatch>>,
-    ) -> Result<RecordBatch> {
-        let mut to_rate = batch.project(&projections.rating)?;
-        let status = batch.column(projections.status).as_string::<i32>();
+    /// The events of `batch` to rate, with their `RATING_KEY`; the others are pushed to
+    /// `unrated`.
+    fn split(&self, batch: &RecordBatch, unrated: &mut Vec<RecordBatch>) -> Result<RecordBatch> {
+        let mut to_rate = batch.project(&self.rating)?;
+        let status = batch.column(self.status).as_string::<i32>();
         let ok = arrow::compute::kernels::cmp::eq(status, &StringArray::new_scalar(OK))?;
         if ok.true_count() < batch.num_rows() {
-            let set_aside = batch.project(&projections.unrated)?;
-            let set_aside =
-                arrow::compute::filter_record_batch(&set_aside, &arrow::compute::not(&ok)?)?;
-            unrated
-                .lock()
-                .map_err(|_| PipelineError::Internal("the unrated collector was poisoned".into()))?
-                .push(set_aside);
+            let set_aside = batch.project(&self.unrated)?;
+            unrated.push(arrow::compute::filter_record_batch(
+                &set_aside,
+                &arrow::compute::not(&ok)?,
+            )?);
             to_rate = arrow::compute::filter_record_batch(&to_rate, &ok)?;
         }
         let key = rating_key(&to_rate)?;
         let mut columns = to_rate.columns().to_vec();
         columns.push(Arc::new(key));
-        Ok(RecordBatch::try_new(Arc::clone(rating_schema), columns)?)
+        Ok(RecordBatch::try_new(
+            Arc::clone(&self.rating_schema),
+            columns,
+        )?)
     }
 }
 
-impl PartitionStream for SplitByStatus {
-    fn schema(&self) -> &SchemaRef {
-        &self.rating_schema
-    }
+/// Rows per call of [`StreamingAttribution::push`] for a bucket sorted in memory: the
+/// rated rows go to the writer in pieces of this size, so writing overlaps rating.
+const RATING_CHUNK_ROWS: usize = 64 * 1024;
 
-    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let input = self.input.lock().ok().and_then(|mut input| input.take());
-        let unrated = Arc::clone(&self.unrated);
-        let schema = Arc::clone(&self.rating_schema);
-        let Some(input) = input else {
-            let error = DataFusionError::Internal("usage_in_period was already split".into());
-            return Box::pin(RecordBatchStreamAdapter::new(
-                schema,
-                futures::stream::once(async move { Err(error) }),
-            ));
-        };
-        let rating_schema = Arc::clone(&schema);
-        let projections = Arc::clone(&self.projections);
-        let split = input.map(move |batch| {
-            let batch = batch?;
-            Self::split(&batch, &rating_schema, &projections, &unrated)
-                .map_err(|e| DataFusionError::External(Box::new(e)))
-        });
-        Box::pin(RecordBatchStreamAdapter::new(schema, split))
+/// Rates the events of `buckets` in rating order: each bucket sorted in memory by a
+/// thread of its own while the one before it is rated here, or by DataFusion's external
+/// sort when it is too large. `send` receives the rated rows in `rated_usage` order.
+///
+/// # Errors
+/// Sorting, engine and `send` errors.
+pub async fn rate_in_order(
+    ctx: &SessionContext,
+    buckets: Buckets,
+    attribution: &mut StreamingAttribution,
+    mut send: impl FnMut(Option<RecordBatch>) -> Result<()>,
+) -> Result<()> {
+    let schema = buckets.schema();
+    let mut ordered = buckets.sort_in_background();
+    while let Some(bucket) = ordered.recv().await {
+        match bucket? {
+            OrderedBucket::Sorted(events) => {
+                let mut offset = 0;
+                while offset < events.num_rows() {
+                    let len = RATING_CHUNK_ROWS.min(events.num_rows() - offset);
+                    send(attribution.push(&events.slice(offset, len))?)?;
+                    offset += len;
+                }
+            }
+            OrderedBucket::Unsorted { held, files } => {
+                let mut sorted =
+                    crate::rating_order::external_sort(ctx, Arc::clone(&schema), held, files)
+                        .await?;
+                while let Some(events) = sorted.next().await {
+                    send(attribution.push(&events?)?)?;
+                }
+            }
+        }
     }
+    send(attribution.finish()?)
 }
 
 /// Attributes each period charge to its events over a stream sorted by subscription

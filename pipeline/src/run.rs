@@ -18,7 +18,6 @@ use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
-use futures::StreamExt;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
@@ -33,6 +32,7 @@ use crate::journal::{
 use crate::load::{InputRecord, LoadedTable, Reject, UsageSpill, load_table, rejects_batch};
 use crate::progress::Progress;
 use crate::rate::{self, AttributeCharge};
+use crate::rating_order::{self, RatingOrderStats};
 use crate::revenue::{AccountingTables, ConsumedUsage, ContractBook, RecognitionOptions};
 use crate::write::{OutputRecord, Staging};
 
@@ -101,6 +101,9 @@ pub struct Manifest {
     pub inputs: Vec<InputRecord>,
     pub outputs: Vec<OutputRecord>,
     pub stages: Vec<StageTime>,
+    /// How the events to rate were put in rating order: buckets of subscriptions, the
+    /// scratch files written under the memory limit, the buckets sorted externally.
+    pub rating_order: RatingOrderStats,
 }
 
 struct Stopwatch {
@@ -261,8 +264,26 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
     rate::register_rating_tables(&ctx, &catalog, &windows, billing_window(options.period, 1)?)?;
     rate::usage_in_period(&ctx).await?;
     let step = Instant::now();
-    let rated_bar = progress.items("rating usage", deduped_rows);
+    let scan_bar = progress.items("ordering usage", deduped_rows);
     spinner.finish_and_clear();
+    let limits = rating_order::Limits::for_memory_limit(memory_limit);
+    let ranges = rating_order::SubscriptionRanges::new(
+        catalog.subscriptions.len(),
+        deduped_rows,
+        limits.bucket,
+    );
+    let input = rate::rating_input(&ctx, ranges, limits, scratch.path(), &scan_bar).await?;
+    scan_bar.finish_and_clear();
+    let rating_order_stats = input.buckets.stats().clone();
+    tracing::debug!(
+        seconds = step.elapsed().as_secs_f64(),
+        stats = ?rating_order_stats,
+        "usage of the period dealt into buckets"
+    );
+    let unrated = rate::unrated_usage(input.unrated)?;
+
+    let step = Instant::now();
+    let rated_bar = progress.items("rating usage", deduped_rows);
     let mut outputs = Vec::new();
     let rated_writer = staging.table_writer(
         OutputTable::RatedUsage.name(),
@@ -282,8 +303,6 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         Ok((writer.finish()?, totals, consumed))
     });
     let mut attribution = rate::StreamingAttribution::new(Arc::clone(&book), &catalog);
-    let input = rate::rating_input(&ctx).await?;
-    let mut stream = input.sorted.execute_stream().await?;
     let send = |rated: Option<RecordBatch>| -> Result<()> {
         if let Some(rated) = rated {
             rated_bar.inc(rated.num_rows() as u64);
@@ -293,18 +312,7 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         }
         Ok(())
     };
-    let mut rating = Ok(());
-    while let Some(batch) = stream.next().await {
-        rating = batch
-            .map_err(PipelineError::from)
-            .and_then(|batch| send(attribution.push(&batch)?));
-        if rating.is_err() {
-            break;
-        }
-    }
-    if rating.is_ok() {
-        rating = attribution.finish().and_then(send);
-    }
+    let rating = rate::rate_in_order(&ctx, input.buckets, &mut attribution, send).await;
     drop(rated_tx);
     // The writer's error, if it failed, explains a failed send better than the send.
     let (rated_output, totals, consumed) = writer_thread
@@ -319,14 +327,6 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         "usage rated and written"
     );
     outputs.push(rated_output);
-    drop(stream);
-    let set_aside = std::mem::take(
-        &mut *input
-            .unrated
-            .lock()
-            .map_err(|_| PipelineError::Internal("the unrated collector was poisoned".into()))?,
-    );
-    let unrated = rate::unrated_usage(set_aside)?;
     let unrated_rows: u64 = unrated.iter().map(|b| b.num_rows() as u64).sum();
     let in_period_rows = rated_rows + unrated_rows;
     clock.lap("rate");
@@ -464,6 +464,7 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         inputs: loaded.into_values().flat_map(|t| t.files).collect(),
         outputs,
         stages: clock.stages,
+        rating_order: rating_order_stats,
     };
     let json = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| PipelineError::Internal(format!("manifest does not serialise: {e}")))?;
@@ -512,9 +513,13 @@ fn session(
     memory_limit: usize,
     book: Arc<Vec<PlanVersion>>,
 ) -> Result<SessionContext> {
+    // A sort reserves memory for its final merge up front, 10 MiB by default: more than
+    // a small limit holds, which would fail the run instead of spilling.
+    let merge_reservation = (memory_limit / 16).min(10 << 20);
     let config = SessionConfig::new()
         .with_target_partitions(threads)
-        .with_information_schema(false);
+        .with_information_schema(false)
+        .with_sort_spill_reservation_bytes(merge_reservation);
     // Sorts, aggregates and joins share the limit fairly and spill to the OS temp folder
     // instead of failing or growing without bound.
     let runtime = RuntimeEnvBuilder::new()

@@ -394,6 +394,78 @@ fn reruns_are_byte_identical_whatever_the_thread_count() {
     );
 }
 
+/// Bills October 2026 of a generated dataset under `memory_limit`.
+fn run_generated(data: &Path, out: &Path, memory_limit: Option<usize>) -> Manifest {
+    runtime()
+        .block_on(run_bill(RunOptions {
+            as_of: None,
+            memory_limit,
+            data: data.to_string_lossy().into_owned(),
+            out: out.to_path_buf(),
+            period: BillingMonth::parse("2026-10").unwrap(),
+            threads: Some(2),
+            carve_order: Default::default(),
+            progress: Progress::hidden(),
+        }))
+        .unwrap()
+}
+
+#[test]
+fn a_run_under_a_small_memory_limit_spills_and_writes_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let generated = billrun_samples::generate(
+        &billrun_samples::GenerateOptions {
+            customers: 300,
+            events: 60_000,
+            seed: 7,
+            out: data.clone(),
+            usage_files: 3,
+            period: (2026, 10),
+        },
+        &|_| {},
+    )
+    .unwrap();
+    let roomy = run_generated(&data, &dir.path().join("roomy"), None);
+    // 8 MiB: events are dealt into buckets of 512 KiB and 2 MiB of them are held in
+    // memory at most, so most go through scratch files before they are sorted.
+    let tight = run_generated(&data, &dir.path().join("tight"), Some(8 << 20));
+    assert_eq!(roomy.rating_order.buckets, 1);
+    assert_eq!(roomy.rating_order.spill_files, 0);
+    assert_eq!(tight.rating_order.buckets, 11);
+    assert!(tight.rating_order.spill_files > tight.rating_order.buckets);
+    assert!(tight.rating_order.spill_bytes > 2 << 20);
+    assert_eq!(tight.rating_order.external_sorts, 0);
+    assert_eq!(roomy.usage, tight.usage);
+    // Every row as the generator planted it: duplicates and bad rows rejected, unknown
+    // customers unrated, the rest rated or outside the period.
+    let usage = &roomy.usage;
+    assert_eq!(usage.read, generated.events_written);
+    assert_eq!(usage.duplicates, generated.duplicates);
+    assert_eq!(usage.rejected, generated.duplicates + generated.bad_rows);
+    assert_eq!(usage.outside_period, generated.outside_window_rows);
+    assert_eq!(usage.unrated, generated.unknown_customer_rows);
+    assert_eq!(
+        usage.rated,
+        generated.events_written
+            - usage.rejected
+            - generated.outside_window_rows
+            - generated.unknown_customer_rows
+    );
+    let (a, b) = (
+        table_files(&dir.path().join("roomy")),
+        table_files(&dir.path().join("tight")),
+    );
+    assert_eq!(a.len(), 14);
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (name, bytes) in &a {
+        assert!(
+            bytes == &b[name],
+            "{name} differs under the small memory limit"
+        );
+    }
+}
+
 fn run_err(data: &Path, out: &Path) -> String {
     let err = runtime()
         .block_on(run_bill(RunOptions {
