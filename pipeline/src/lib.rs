@@ -6,10 +6,11 @@
 //!    it against its template (bad rows become rejects, never disappear);
 //! 2. [`catalog`] checks master data across rows and tables (keys, plan versions,
 //!    references) and holds it in ordered maps;
-//! 3. [`rate`] deduplicates usage and rates it: DataFusion joins each event to its billing
-//!    window and rating segment and sorts by subscription (spilling under the memory
-//!    limit), and the engine's grouped attribution kernel prices each (subscription,
-//!    product, period) as the sorted stream goes by;
+//! 3. [`rate`] deduplicates usage and rates it: one scan places each event in its
+//!    billing window and rating segment and deals it into a bucket of subscriptions,
+//!    [`rating_order`] sorts bucket by bucket (spilling under the memory limit), and the
+//!    engine's grouped attribution kernel prices each (subscription, product, period) as
+//!    the ordered events go by;
 //! 4. [`invoice`] turns rated totals, flat fees, discounts, minimums, tax and credits into
 //!    invoices with the engine's `compose_invoice`; then
 //!    [`revenue`] allocates contracts (orders) by SSP, applies carves, and spreads each
@@ -20,8 +21,13 @@
 //!    publishes it atomically with a manifest.
 //!
 //! [`run::run_bill`] strings them together; [`query`] serves SQL over the results.
-//! Relational work (joins, grouping, dedupe) is DataFusion's so that the same plans can
-//! later run distributed; the billing math is `billrun-engine`'s, pure and property-tested.
+//! Scans, deduplication, spilling sorts and SQL over the outputs are DataFusion's, so
+//! that the same plans can later run distributed. Two steps of rating were DataFusion
+//! plans and are now billrun's own, because the profile of a 100M-event run said so
+//! (`benches/README.md`): placing each event in master data is a lookup instead of two
+//! broadcast hash joins, and the events are ordered bucket by bucket instead of by one
+//! sort merged on one thread. The billing math is `billrun-engine`'s, pure and
+//! property-tested.
 
 pub mod catalog;
 pub mod dataset;

@@ -1,30 +1,31 @@
 //! Stages 3 and 4: dedupe usage, then rate it.
 //!
 //! Duplicates are found by sorting a 64-bit hash of every event id and comparing only
-//! the rows whose hashes repeat. The relational work is DataFusion's: joins
-//! attach each event to its customer's billing window and to the *rating segment* in
-//! force at its timestamp, in one scan that also sets aside the events that cannot be
-//! rated; a sort on one integer key, (subscription, second), orders the rest, and the few
-//! events of a subscription that share a second are put in (ts, event_id) order after it.
-//! The tier math itself is the engine's: [`StreamingAttribution`] runs its grouped kernel
-//! over the sorted stream, holding back only the subscription still open at the end of a
-//! batch. (The same kernel is also registered as the window UDF `attribute_charge`, for
-//! SQL plans; DataFusion's window operator buffers whole partitions, so the bill run
-//! does not use it.)
+//! the rows whose hashes repeat (DataFusion scans the validated usage and drops them
+//! with an anti-join). One scan of the deduplicated usage then places every event:
+//! [`SegmentLookup`] finds its customer's billing window and the *rating segment* in
+//! force at its timestamp, events outside their window are left behind, events that
+//! cannot be rated are set aside with their reason, and the rest are dealt into buckets
+//! of consecutive subscriptions ([`crate::rating_order`]). Each bucket is sorted on its
+//! own by one integer key, (subscription, second), with ties put in (ts, event_id)
+//! order. The tier math itself is the engine's: [`StreamingAttribution`] runs its grouped
+//! kernel over the ordered events, holding back only the subscription still open at the
+//! end of a batch. (The same kernel is also registered as the window UDF
+//! `attribute_charge`, for SQL plans; DataFusion's window operator buffers whole
+//! partitions, so the bill run does not use it.)
 //!
 //! A rating segment is a stretch of time over which, for one (customer, product), the
 //! answer to "which subscription and which plan version price this event?" does not
 //! change. Segments are computed from master data (small) before any usage is touched, so
-//! that each event joins to at most one segment and ambiguity is decided once per
+//! that each event falls in at most one segment and ambiguity is decided once per
 //! segment, not once per event.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::hash::{Hash, Hasher};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, Date32Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-    UInt32Array, UInt64Array,
+    Array, ArrayRef, AsArray, Date32Array, RecordBatch, StringArray, UInt32Array, UInt64Array,
 };
 use arrow::compute::concat_batches;
 use arrow::datatypes::{
@@ -33,12 +34,9 @@ use arrow::datatypes::{
 };
 use billrun_engine::{DateWindow, PlanVersion};
 use billrun_schemas::templates::{FILE_INDEX_COLUMN, ROW_NUMBER_COLUMN};
-use billrun_schemas::{
-    QUANTITY_SCALE, RejectCode, RowRenderer, Table, quantity_type, timestamp_type,
-};
+use billrun_schemas::{QUANTITY_SCALE, RejectCode, RowRenderer, Table, quantity_type};
 use chrono::{NaiveDate, NaiveTime};
 use datafusion::common::{DataFusionError, JoinType};
-use datafusion::datasource::MemTable;
 use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
 use datafusion::logical_expr::{
     PartitionEvaluator, Signature, Volatility, WindowUDF, WindowUDFImpl,
@@ -109,65 +107,170 @@ pub fn day_start_micros(day: NaiveDate) -> i64 {
     day.and_time(NaiveTime::MIN).and_utc().timestamp_micros()
 }
 
-/// Registers `rating_segments`, `customer_windows` and `default_window`.
-///
-/// `windows` maps every known customer to its billing window for the period;
-/// `default_window` is the calendar-month window used to place usage of unknown customers.
-pub fn register_rating_tables(
-    ctx: &SessionContext,
-    catalog: &Catalog,
-    windows: &BTreeMap<String, DateWindow>,
-    default_window: DateWindow,
-) -> Result<()> {
-    let segments = rating_segments(catalog);
-    ctx.register_table("rating_segments", Arc::new(segments_table(&segments)?))?;
+/// A billing window in the units of usage: microseconds, and the first day of the
+/// period it bills.
+#[derive(Debug, Clone, Copy)]
+struct WindowBounds {
+    start: i64,
+    end: i64,
+    period_start: i32,
+}
 
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("customer_id", DataType::Utf8, false),
-        Field::new("window_start", timestamp_type(), false),
-        Field::new("window_end", timestamp_type(), false),
-        Field::new("period_start", DataType::Date32, false),
-    ]));
-    let window_batch = |ids: Vec<&str>, ws: Vec<&DateWindow>| -> Result<RecordBatch> {
-        Ok(RecordBatch::try_new(
-            Arc::clone(&schema),
-            vec![
-                Arc::new(StringArray::from(ids)),
-                Arc::new(
-                    TimestampMicrosecondArray::from_iter_values(
-                        ws.iter().map(|w| day_start_micros(w.start)),
-                    )
-                    .with_timezone("UTC"),
-                ),
-                Arc::new(
-                    TimestampMicrosecondArray::from_iter_values(
-                        ws.iter().map(|w| day_start_micros(w.end)),
-                    )
-                    .with_timezone("UTC"),
-                ),
-                Arc::new(Date32Array::from_iter_values(
-                    ws.iter().map(|w| days_since_epoch(w.start)),
-                )),
-            ],
-        )?)
-    };
-    let customers = window_batch(
-        windows.keys().map(String::as_str).collect(),
-        windows.values().collect(),
-    )?;
-    ctx.register_table(
-        "customer_windows",
-        Arc::new(MemTable::try_new(
-            Arc::clone(&schema),
-            vec![vec![customers]],
-        )?),
-    )?;
-    let default = window_batch(vec![""], vec![&default_window])?;
-    ctx.register_table(
-        "default_window",
-        Arc::new(MemTable::try_new(Arc::clone(&schema), vec![vec![default]])?),
-    )?;
-    Ok(())
+impl WindowBounds {
+    fn of(window: &DateWindow) -> Self {
+        Self {
+            start: day_start_micros(window.start),
+            end: day_start_micros(window.end),
+            period_start: days_since_epoch(window.start),
+        }
+    }
+
+    fn contains(&self, micros: i64) -> bool {
+        self.start <= micros && micros < self.end
+    }
+}
+
+/// What prices the events of a rating segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Priced {
+    subscription_idx: u32,
+    version_idx: u32,
+    plan_effective_from: i32,
+}
+
+/// A rating segment as the lookup holds it: `[start, end)` in microseconds.
+#[derive(Debug, Clone, Copy)]
+struct SegmentBounds {
+    start: i64,
+    end: i64,
+    rating: std::result::Result<Priced, UnratedReason>,
+}
+
+#[derive(Debug)]
+struct CustomerSegments {
+    window: WindowBounds,
+    /// Per product, the customer's segments in time order (they never overlap).
+    products: Vec<(String, Vec<SegmentBounds>)>,
+}
+
+/// Every known customer's billing window and rating segments, to place each event of
+/// the period: outside every window, priced by one subscription and plan version, or
+/// unrated with a reason.
+///
+/// This is a lookup per event in master data (thousands of rows beside millions of
+/// events), the work of two broadcast hash joins: one on `customer_id` for the window, one
+/// on (`customer_id`, `product_id`) then a time range for the segment. Done here it hashes
+/// one string per event, compares a few, and builds the columns to rate as integers. The
+/// joins cost more than a third of the scan at 100M events: each took every event's text
+/// columns into its output and compared the keys with `memcmp`, in hash tables too large
+/// for the cache at 100 000 customers.
+#[derive(Debug)]
+pub struct SegmentLookup {
+    customers: HashMap<String, CustomerSegments, BuildHasherDefault<twox_hash::XxHash3_64>>,
+    /// The calendar month, to place usage of customers that are not known.
+    default_window: WindowBounds,
+}
+
+impl SegmentLookup {
+    /// `windows` maps every known customer to its billing window for the period;
+    /// `default_window` places usage of unknown customers.
+    ///
+    /// # Errors
+    /// A priced segment without its subscription or plan version (a bug).
+    pub fn new(
+        catalog: &Catalog,
+        windows: &BTreeMap<String, DateWindow>,
+        default_window: DateWindow,
+    ) -> Result<Self> {
+        let mut customers: HashMap<_, _, BuildHasherDefault<twox_hash::XxHash3_64>> = windows
+            .iter()
+            .map(|(id, window)| {
+                let segments = CustomerSegments {
+                    window: WindowBounds::of(window),
+                    products: Vec::new(),
+                };
+                (id.clone(), segments)
+            })
+            .collect();
+        for segment in rating_segments(catalog) {
+            let rating = if segment.status == OK {
+                match (
+                    segment.subscription_idx,
+                    segment.version_idx,
+                    segment.plan_effective_from,
+                ) {
+                    (Some(subscription_idx), Some(version_idx), Some(from)) => Ok(Priced {
+                        subscription_idx,
+                        version_idx,
+                        plan_effective_from: days_since_epoch(from),
+                    }),
+                    _ => {
+                        return Err(PipelineError::Internal(format!(
+                            "a priced segment of {}/{} lacks its subscription or plan version",
+                            segment.customer_id, segment.product_id
+                        )));
+                    }
+                }
+            } else {
+                Err(UnratedReason::from_code(segment.status).ok_or_else(|| {
+                    PipelineError::Internal(format!("unknown rating status {}", segment.status))
+                })?)
+            };
+            let bounds = SegmentBounds {
+                start: day_start_micros(segment.start),
+                // An open end is "forever".
+                end: segment.end.map_or(i64::MAX, day_start_micros),
+                rating,
+            };
+            let Some(customer) = customers.get_mut(&segment.customer_id) else {
+                continue; // Subscriptions of unknown customers were rejected.
+            };
+            match customer.products.last_mut() {
+                Some((product, segments)) if *product == segment.product_id => {
+                    segments.push(bounds);
+                }
+                _ => customer.products.push((segment.product_id, vec![bounds])),
+            }
+        }
+        Ok(Self {
+            customers,
+            default_window: WindowBounds::of(&default_window),
+        })
+    }
+
+    /// Where an event falls: `None` outside its customer's billing window, else priced
+    /// (with the first day of the period) or unrated for a reason.
+    fn place(
+        &self,
+        customer_id: &str,
+        product_id: &str,
+        micros: i64,
+    ) -> Option<std::result::Result<(Priced, i32), UnratedReason>> {
+        let Some(customer) = self.customers.get(customer_id) else {
+            return self
+                .default_window
+                .contains(micros)
+                .then_some(Err(UnratedReason::NoActiveSubscription));
+        };
+        if !customer.window.contains(micros) {
+            return None;
+        }
+        let segment = customer
+            .products
+            .iter()
+            .find(|(product, _)| product == product_id)
+            .and_then(|(_, segments)| {
+                let after = segments.partition_point(|s| s.start <= micros);
+                after
+                    .checked_sub(1)
+                    .map(|i| &segments[i])
+                    .filter(|s| micros < s.end)
+            });
+        Some(match segment {
+            Some(s) => s.rating.map(|p| (p, customer.window.period_start)),
+            None => Err(UnratedReason::NoActiveSubscription),
+        })
+    }
 }
 
 /// Days since 1970-01-01, as Arrow's Date32 counts them.
@@ -264,64 +367,6 @@ fn rating_segments(catalog: &Catalog) -> Vec<Segment> {
         }
     }
     segments
-}
-
-fn segments_table(segments: &[Segment]) -> Result<MemTable> {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("customer_id", DataType::Utf8, false),
-        Field::new("product_id", DataType::Utf8, false),
-        Field::new("seg_start", timestamp_type(), false),
-        Field::new("seg_end", timestamp_type(), false),
-        Field::new("subscription_id", DataType::Utf8, true),
-        Field::new("subscription_idx", DataType::UInt32, true),
-        Field::new("plan_id", DataType::Utf8, true),
-        Field::new("currency", DataType::Utf8, true),
-        Field::new("version_idx", DataType::UInt32, true),
-        Field::new("plan_effective_from", DataType::Date32, true),
-        Field::new("status", DataType::Utf8, false),
-    ]));
-    let ts = |values: Vec<i64>| {
-        Arc::new(TimestampMicrosecondArray::from(values).with_timezone("UTC")) as ArrayRef
-    };
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(
-            segments.iter().map(|s| &s.customer_id),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            segments.iter().map(|s| &s.product_id),
-        )),
-        ts(segments.iter().map(|s| day_start_micros(s.start)).collect()),
-        // An open end is "forever": the largest timestamp, so the join needs no null logic.
-        ts(segments
-            .iter()
-            .map(|s| s.end.map_or(i64::MAX, day_start_micros))
-            .collect()),
-        Arc::new(StringArray::from_iter(
-            segments.iter().map(|s| s.subscription_id.as_deref()),
-        )),
-        Arc::new(UInt32Array::from_iter(
-            segments.iter().map(|s| s.subscription_idx),
-        )),
-        Arc::new(StringArray::from_iter(
-            segments.iter().map(|s| s.plan_id.as_deref()),
-        )),
-        Arc::new(StringArray::from_iter(
-            segments.iter().map(|s| s.currency.as_deref()),
-        )),
-        Arc::new(UInt32Array::from_iter(
-            segments.iter().map(|s| s.version_idx),
-        )),
-        Arc::new(Date32Array::from_iter(
-            segments
-                .iter()
-                .map(|s| s.plan_effective_from.map(days_since_epoch)),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            segments.iter().map(|s| s.status),
-        )),
-    ];
-    let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
-    Ok(MemTable::try_new(schema, vec![vec![batch]])?)
 }
 
 /// The outcome of deduplication.
@@ -500,35 +545,6 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
         .ok_or_else(|| PipelineError::Internal(format!("batch lacks column {name}")))
 }
 
-/// The usage of the billed period, each event joined to its window and segment,
-/// registered as the view `usage_in_period`.
-///
-/// A view, not a table: [`rating_input`] scans it once and splits it as it passes, so
-/// the events of the period are never all held in memory.
-///
-/// # Errors
-/// Query failures.
-pub async fn usage_in_period(ctx: &SessionContext) -> Result<DataFrame> {
-    let df = ctx
-        .sql(
-            "SELECT u.event_id, u.customer_id, u.product_id, u.ts, u.quantity, \
-                    COALESCE(w.period_start, d.period_start) AS period_start, \
-                    s.subscription_id, s.subscription_idx, s.plan_id, s.currency, s.version_idx, \
-                    s.plan_effective_from, \
-                    COALESCE(s.status, 'no_active_subscription') AS status \
-             FROM usage_deduped u \
-             CROSS JOIN default_window d \
-             LEFT JOIN customer_windows w ON u.customer_id = w.customer_id \
-             LEFT JOIN rating_segments s ON u.customer_id = s.customer_id AND u.product_id = s.product_id \
-                   AND u.ts >= s.seg_start AND u.ts < s.seg_end \
-             WHERE u.ts >= COALESCE(w.window_start, d.window_start) \
-               AND u.ts < COALESCE(w.window_end, d.window_end)",
-        )
-        .await?;
-    ctx.register_table("usage_in_period", df.clone().into_view())?;
-    Ok(df)
-}
-
 /// The columns of an event to rate: the input of [`StreamingAttribution`].
 const RATING_COLUMNS: [&str; 7] = [
     "event_id",
@@ -547,20 +563,11 @@ const RATING_COLUMNS: [&str; 7] = [
 /// afterwards, by [`StreamingAttribution`], which holds each subscription whole.
 pub(crate) const RATING_KEY: &str = "_rating_key";
 
-fn rating_key(batch: &RecordBatch) -> Result<UInt64Array> {
-    let subscriptions = column(batch, "subscription_idx")?.as_primitive::<UInt32Type>();
-    let ts = column(batch, "ts")?.as_primitive::<TimestampMicrosecondType>();
+fn rating_key(subscription_idx: u32, micros: i64) -> u64 {
     // Seconds outside u32 (before 1970, after 2106) clamp: the key then orders less
     // finely, and the per-subscription reordering still puts every event in place.
-    Ok(subscriptions
-        .values()
-        .iter()
-        .zip(ts.values())
-        .map(|(&sub, &micros)| {
-            let second = micros.div_euclid(1_000_000).clamp(0, i64::from(u32::MAX)) as u64;
-            (u64::from(sub) << 32) | second
-        })
-        .collect())
+    let second = micros.div_euclid(1_000_000).clamp(0, i64::from(u32::MAX)) as u64;
+    (u64::from(subscription_idx) << 32) | second
 }
 
 /// The columns kept of an event that cannot be rated, for `unrated`.
@@ -584,49 +591,36 @@ pub struct RatingInput {
     pub unrated: Vec<RecordBatch>,
 }
 
-/// Splits `usage_in_period` in one scan: events with a priced segment are dealt into
-/// the buckets of `ranges` (see [`crate::rating_order`]), the others set aside for
-/// `unrated` as they pass. One scan, because each scan repeats the joins of every event
-/// with its window and segment; each partition of the scan runs as a task of its own.
+/// Places every event of `usage_deduped` with `lookup` in one scan: events with a
+/// priced segment are dealt into the buckets of `ranges` (see [`crate::rating_order`]),
+/// events that cannot be rated are set aside for `unrated`, and events outside their
+/// billing window are left behind. Each partition of the scan runs as a task of its own.
 ///
 /// The subscription's text columns (its id, customer, product, plan, currency) are left
 /// out of what is held and sorted, which would otherwise copy five strings per event;
 /// [`StreamingAttribution`] puts them back from `subscription_idx`. A subscription's plan
 /// is for one product, so ordering by subscription groups each (subscription, product,
 /// period); the integer `subscription_idx` stands in for the id because it sorts the
-/// same, cheaper. `scanned` counts the rows of the period as they pass.
+/// same, cheaper. `scanned` counts the rows as they pass.
 ///
 /// # Errors
 /// Query failures; I/O errors writing scratch files into `scratch`.
 pub async fn rating_input(
     ctx: &SessionContext,
+    lookup: Arc<SegmentLookup>,
     ranges: SubscriptionRanges,
     limits: Limits,
     scratch: &std::path::Path,
     scanned: &indicatif::ProgressBar,
 ) -> Result<RatingInput> {
-    let mut wanted: Vec<&str> = RATING_COLUMNS.to_vec();
-    wanted.extend(["customer_id", "product_id", "status"]);
-    let in_period = ctx
-        .table("usage_in_period")
+    let usage = ctx
+        .table("usage_deduped")
         .await?
-        .select_columns(&wanted)?;
-    let scanned_schema = Arc::new(in_period.schema().as_arrow().clone());
-    let mut rating_fields: Vec<FieldRef> = indices_of(&scanned_schema, &RATING_COLUMNS)?
-        .into_iter()
-        .map(|i| Arc::clone(&scanned_schema.fields()[i]))
-        .collect();
-    rating_fields.push(Arc::new(Field::new(RATING_KEY, DataType::UInt64, false)));
-    let rating_schema = Arc::new(Schema::new(rating_fields));
-    let subscription_column = indices_of(&rating_schema, &["subscription_idx"])?[0];
-    let split = Arc::new(SplitByStatus {
-        rating_schema: Arc::clone(&rating_schema),
-        rating: indices_of(&scanned_schema, &RATING_COLUMNS)?,
-        unrated: indices_of(&scanned_schema, &UNRATED_COLUMNS)?,
-        status: indices_of(&scanned_schema, &["status"])?[0],
-    });
+        .select_columns(&SCANNED_COLUMNS)?;
+    let split = Arc::new(SplitByPlace::new(usage.schema().as_arrow(), lookup)?);
+    let subscription_column = indices_of(&split.rating_schema, &["subscription_idx"])?[0];
     let hold = SharedHold::new(limits, scratch);
-    let tasks: Vec<_> = in_period
+    let tasks: Vec<_> = usage
         .execute_stream_partitioned()
         .await?
         .into_iter()
@@ -668,7 +662,7 @@ pub async fn rating_input(
         }
     }
     Ok(RatingInput {
-        buckets: Buckets::collect(rating_schema, limits, dealers),
+        buckets: Buckets::collect(Arc::clone(&split.rating_schema), limits, dealers),
         unrated,
     })
 }
@@ -679,40 +673,123 @@ fn indices_of(schema: &Schema, names: &[&str]) -> Result<Vec<usize>> {
         .map(|n| {
             schema
                 .index_of(n)
-                .map_err(|_| PipelineError::Internal(format!("usage_in_period lacks {n}")))
+                .map_err(|_| PipelineError::Internal(format!("events lack {n}")))
         })
         .collect()
 }
 
-/// Splits a scanned batch of `usage_in_period` by status: where the columns of
-/// [`RATING_COLUMNS`], [`UNRATED_COLUMNS`] and `status` are, and the schema of what is
-/// rated.
+/// The columns of `usage_deduped` that rating reads, in this order.
+const SCANNED_COLUMNS: [&str; 5] = ["event_id", "customer_id", "product_id", "ts", "quantity"];
+
+/// Splits a scanned batch of usage by where each event falls (see
+/// [`SegmentLookup::place`]).
 #[derive(Debug)]
-struct SplitByStatus {
+struct SplitByPlace {
+    lookup: Arc<SegmentLookup>,
+    /// [`RATING_COLUMNS`] and [`RATING_KEY`].
     rating_schema: SchemaRef,
-    rating: Vec<usize>,
-    unrated: Vec<usize>,
-    status: usize,
+    /// [`UNRATED_COLUMNS`].
+    unrated_schema: SchemaRef,
 }
 
-impl SplitByStatus {
-    /// The events of `batch` to rate, with their `RATING_KEY`; the others are pushed to
-    /// `unrated`.
+impl SplitByPlace {
+    /// For batches of [`SCANNED_COLUMNS`] with the types of `scanned`.
+    fn new(scanned: &Schema, lookup: Arc<SegmentLookup>) -> Result<Self> {
+        let field = |name: &str| -> Result<FieldRef> {
+            Ok(Arc::new(
+                scanned.field(indices_of(scanned, &[name])?[0]).clone(),
+            ))
+        };
+        // The columns built here rather than taken from the scan, in `split`'s order.
+        let built = |name: &str| -> Result<FieldRef> {
+            Ok(Arc::new(match name {
+                "period_start" | "plan_effective_from" => Field::new(name, DataType::Date32, false),
+                "subscription_idx" | "version_idx" => Field::new(name, DataType::UInt32, false),
+                "status" => Field::new(name, DataType::Utf8, false),
+                _ => return field(name),
+            }))
+        };
+        let mut rating_fields = RATING_COLUMNS
+            .iter()
+            .map(|name| built(name))
+            .collect::<Result<Vec<_>>>()?;
+        rating_fields.push(Arc::new(Field::new(RATING_KEY, DataType::UInt64, false)));
+        let rating_schema = Arc::new(Schema::new(rating_fields));
+        let unrated_schema = Arc::new(Schema::new(
+            UNRATED_COLUMNS
+                .iter()
+                .map(|name| built(name))
+                .collect::<Result<Vec<_>>>()?,
+        ));
+        Ok(Self {
+            lookup,
+            rating_schema,
+            unrated_schema,
+        })
+    }
+
+    /// The events of `batch` to rate, as [`RATING_COLUMNS`] with their [`RATING_KEY`];
+    /// the events that cannot be rated are pushed to `unrated`.
     fn split(&self, batch: &RecordBatch, unrated: &mut Vec<RecordBatch>) -> Result<RecordBatch> {
-        let mut to_rate = batch.project(&self.rating)?;
-        let status = batch.column(self.status).as_string::<i32>();
-        let ok = arrow::compute::kernels::cmp::eq(status, &StringArray::new_scalar(OK))?;
-        if ok.true_count() < batch.num_rows() {
-            let set_aside = batch.project(&self.unrated)?;
-            unrated.push(arrow::compute::filter_record_batch(
-                &set_aside,
-                &arrow::compute::not(&ok)?,
-            )?);
-            to_rate = arrow::compute::filter_record_batch(&to_rate, &ok)?;
+        let customers = batch.column(1).as_string::<i32>();
+        let products = batch.column(2).as_string::<i32>();
+        let ts = batch
+            .column(3)
+            .as_primitive::<TimestampMicrosecondType>()
+            .values();
+        let rows = batch.num_rows();
+        let mut rated: Vec<u32> = Vec::with_capacity(rows);
+        let mut period_start = Vec::with_capacity(rows);
+        let mut plan_effective_from = Vec::with_capacity(rows);
+        let mut subscription_idx = Vec::with_capacity(rows);
+        let mut version_idx = Vec::with_capacity(rows);
+        let mut keys = Vec::with_capacity(rows);
+        let mut set_aside: Vec<u32> = Vec::new();
+        let mut codes: Vec<&'static str> = Vec::new();
+        for row in 0..rows {
+            match self
+                .lookup
+                .place(customers.value(row), products.value(row), ts[row])
+            {
+                None => {}
+                Some(Ok((priced, period))) => {
+                    rated.push(row as u32);
+                    period_start.push(period);
+                    plan_effective_from.push(priced.plan_effective_from);
+                    subscription_idx.push(priced.subscription_idx);
+                    version_idx.push(priced.version_idx);
+                    keys.push(rating_key(priced.subscription_idx, ts[row]));
+                }
+                Some(Err(reason)) => {
+                    set_aside.push(row as u32);
+                    codes.push(reason.code());
+                }
+            }
         }
-        let key = rating_key(&to_rate)?;
-        let mut columns = to_rate.columns().to_vec();
-        columns.push(Arc::new(key));
+        if !set_aside.is_empty() {
+            let indices = UInt32Array::from(set_aside);
+            let mut columns = Vec::with_capacity(6);
+            for c in 0..5 {
+                columns.push(arrow::compute::take(batch.column(c), &indices, None)?);
+            }
+            columns.push(Arc::new(StringArray::from(codes)) as ArrayRef);
+            unrated.push(RecordBatch::try_new(
+                Arc::clone(&self.unrated_schema),
+                columns,
+            )?);
+        }
+        let indices = UInt32Array::from(rated);
+        let mut columns = Vec::with_capacity(8);
+        for c in [0, 3, 4] {
+            columns.push(arrow::compute::take(batch.column(c), &indices, None)?);
+        }
+        columns.extend([
+            Arc::new(Date32Array::from(period_start)) as ArrayRef,
+            Arc::new(Date32Array::from(plan_effective_from)),
+            Arc::new(UInt32Array::from(subscription_idx)),
+            Arc::new(UInt32Array::from(version_idx)),
+            Arc::new(UInt64Array::from(keys)),
+        ]);
         Ok(RecordBatch::try_new(
             Arc::clone(&self.rating_schema),
             columns,
@@ -1001,7 +1078,7 @@ pub fn unrated_usage(set_aside: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
 /// event F(Q_i) − F(Q_i−1) of its own plan version (see the engine's attribution rule).
 ///
 /// The bill run itself rates with [`StreamingAttribution`], which needs no window
-/// buffer; the UDF stays registered for SQL plans over the same tables.
+/// buffer; the UDF stays registered for SQL plans over `rated_usage`-shaped tables.
 #[derive(Debug)]
 pub struct AttributeCharge {
     signature: Signature,
@@ -1098,6 +1175,7 @@ impl PartitionEvaluator for AttributeChargeEvaluator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::TimestampMicrosecondArray;
 
     /// Five events of two subscriptions, in the order a sort by `RATING_KEY` may leave
     /// them: within (subscription 0, second 5) the ids and microseconds are shuffled.
@@ -1121,13 +1199,12 @@ mod tests {
 
     #[test]
     fn the_rating_key_orders_by_subscription_then_second() {
-        let batch = by_key(
-            &["a", "b", "c"],
-            &[0, 0, 1],
-            &[5_000_300, 5_999_999, 2_000_000],
-        );
-        let keys = rating_key(&batch).unwrap();
-        assert_eq!(keys.values().to_vec(), vec![5, 5, (1 << 32) | 2]);
+        let keys: Vec<u64> = [(0, 5_000_300), (0, 5_999_999), (1, 2_000_000), (2, -1)]
+            .into_iter()
+            .map(|(subscription, micros)| rating_key(subscription, micros))
+            .collect();
+        // Before 1970 clamps to second 0 of the subscription.
+        assert_eq!(keys, vec![5, 5, (1 << 32) | 2, 2 << 32]);
     }
 
     #[test]

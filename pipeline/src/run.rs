@@ -261,8 +261,11 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
 
     let staging = Staging::create(&options.out)?;
     let spinner = progress.spinner("rating usage");
-    rate::register_rating_tables(&ctx, &catalog, &windows, billing_window(options.period, 1)?)?;
-    rate::usage_in_period(&ctx).await?;
+    let lookup = Arc::new(rate::SegmentLookup::new(
+        &catalog,
+        &windows,
+        billing_window(options.period, 1)?,
+    )?);
     let step = Instant::now();
     let scan_bar = progress.items("ordering usage", deduped_rows);
     spinner.finish_and_clear();
@@ -272,7 +275,7 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         deduped_rows,
         limits.bucket,
     );
-    let input = rate::rating_input(&ctx, ranges, limits, scratch.path(), &scan_bar).await?;
+    let input = rate::rating_input(&ctx, lookup, ranges, limits, scratch.path(), &scan_bar).await?;
     scan_bar.finish_and_clear();
     let rating_order_stats = input.buckets.stats().clone();
     tracing::debug!(
@@ -491,11 +494,11 @@ fn customer_windows(
 }
 
 /// A twelfth of the machine's memory (2 GiB of 24), or 2 GiB if `/proc/meminfo` cannot be
-/// read: the query engine's share by default. What the pool does not count stays
-/// bounded: usage waits in scratch Parquet files, deduplication holds 8 bytes per event
-/// (800 MB at 100M events), each file being read holds its bytes and a row group, and the
-/// `rated_usage` writer a row group. A 100M-event run peaked at 4.6 GiB with this default
-/// (4.2 GiB with 1 GiB): the rest is outside the pool (see `benches/README.md`).
+/// read: the share of the query engine and of the events held to be put in rating order
+/// (see [`rating_order::Limits`]). What it does not count stays bounded: usage waits in
+/// scratch Parquet files, deduplication holds 8 bytes per event (800 MB at 100M events),
+/// each file being read holds its bytes and a row group, and the `rated_usage` writer a
+/// row group. `benches/README.md` has the peak of a 100M-event run, stage by stage.
 pub fn default_memory_limit() -> usize {
     physical_memory().map_or(2 << 30, |bytes| bytes / 12)
 }
