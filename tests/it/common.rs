@@ -7,20 +7,34 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use billrun_pipeline::query::query;
 use rust_decimal::Decimal;
 
+/// Options that bill October 2026 of the dataset at `data` (a folder or URL) into
+/// `out` on two threads, with progress hidden and everything else as by default.
+pub fn october(data: &Path, out: &Path) -> billrun_pipeline::RunOptions {
+    billrun_pipeline::RunOptions {
+        as_of: None,
+        data: data.to_string_lossy().into_owned(),
+        out: out.to_path_buf(),
+        period: billrun_engine::BillingMonth::parse("2026-10").unwrap(),
+        threads: Some(2),
+        carve_order: Default::default(),
+        memory_limit: None,
+        progress: billrun_pipeline::Progress::hidden(),
+    }
+}
+
+/// Runs a bill run; panics if it fails.
+pub fn bill(options: billrun_pipeline::RunOptions) -> billrun_pipeline::Manifest {
+    runtime()
+        .block_on(billrun_pipeline::run_bill(options))
+        .unwrap()
+}
+
 /// Bills October 2026 of the dataset at `data` (a folder or URL) into `out`.
 pub fn bill_october(data: &Path, out: &Path, carve_order: billrun_engine::CarveOrder) {
-    runtime()
-        .block_on(billrun_pipeline::run_bill(billrun_pipeline::RunOptions {
-            as_of: None,
-            data: data.to_string_lossy().into_owned(),
-            out: out.to_path_buf(),
-            period: billrun_engine::BillingMonth::parse("2026-10").unwrap(),
-            threads: Some(2),
-            carve_order,
-            memory_limit: None,
-            progress: billrun_pipeline::Progress::hidden(),
-        }))
-        .unwrap();
+    bill(billrun_pipeline::RunOptions {
+        carve_order,
+        ..october(data, out)
+    });
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {

@@ -8,10 +8,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
-use billrun_engine::BillingMonth;
-use billrun_pipeline::{Manifest, Progress, RunOptions, run_bill};
+use billrun_pipeline::{Manifest, RunOptions, run_bill};
 
-use crate::common::{billrun, copy_dir, money, plain, read_csv, rows, runtime};
+use crate::common::{bill, billrun, copy_dir, money, october, plain, read_csv, rows, runtime};
 
 fn sample_input() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data-samples/sample/input")
@@ -24,18 +23,10 @@ fn expected(name: &str) -> PathBuf {
 }
 
 fn run_sample(out: &Path, threads: usize) -> Manifest {
-    runtime()
-        .block_on(run_bill(RunOptions {
-            as_of: None,
-            memory_limit: None,
-            data: sample_input().to_string_lossy().into_owned(),
-            out: out.to_path_buf(),
-            period: BillingMonth::parse("2026-10").unwrap(),
-            threads: Some(threads),
-            carve_order: Default::default(),
-            progress: Progress::hidden(),
-        }))
-        .unwrap()
+    bill(RunOptions {
+        threads: Some(threads),
+        ..october(&sample_input(), out)
+    })
 }
 
 /// The sample run, done once and shared by the tests that only read it.
@@ -185,18 +176,7 @@ fn retries_sent_three_times_are_rated_once_and_rejected_twice() {
         std::fs::write(data.join("usage").join(name), &retry).unwrap();
     }
     let out = dir.path().join("out");
-    let manifest = runtime()
-        .block_on(run_bill(RunOptions {
-            as_of: None,
-            memory_limit: None,
-            data: data.to_string_lossy().into_owned(),
-            out: out.clone(),
-            period: BillingMonth::parse("2026-10").unwrap(),
-            threads: Some(2),
-            carve_order: Default::default(),
-            progress: Progress::hidden(),
-        }))
-        .unwrap();
+    let manifest = bill(october(&data, &out));
     let sample = &sample_run().1.usage;
     let u = &manifest.usage;
     assert_eq!(u.read, sample.read + 27_000);
@@ -352,6 +332,18 @@ fn table_files(out: &Path) -> BTreeMap<String, Vec<u8>> {
     files
 }
 
+/// Asserts that two runs wrote the same 14 files (12 tables, `journal.ledger` and
+/// `journal.csv`) byte for byte; returns the first run's.
+fn assert_same_tables(a: &Path, b: &Path, how: &str) -> BTreeMap<String, Vec<u8>> {
+    let (a, b) = (table_files(a), table_files(b));
+    assert_eq!(a.len(), 14);
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (name, bytes) in &a {
+        assert!(bytes == &b[name], "{name} differs {how}");
+    }
+    a
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -372,14 +364,7 @@ fn reruns_are_byte_identical_whatever_the_thread_count() {
     let four = dir.path().join("four");
     run_sample(&one, 1);
     run_sample(&four, 4);
-    let a = table_files(&one);
-    let b = table_files(&four);
-    // 12 tables, journal.ledger and journal.csv.
-    assert_eq!(a.len(), 14);
-    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
-    for (name, bytes) in &a {
-        assert!(bytes == &b[name], "{name} differs between 1 and 4 threads");
-    }
+    let a = assert_same_tables(&one, &four, "between 1 and 4 threads");
     // Re-running into the same folder replaces the previous run in one step.
     run_sample(&one, 2);
     assert_eq!(table_files(&one), a);
@@ -396,18 +381,10 @@ fn reruns_are_byte_identical_whatever_the_thread_count() {
 
 /// Bills October 2026 of a generated dataset under `memory_limit`.
 fn run_generated(data: &Path, out: &Path, memory_limit: Option<usize>) -> Manifest {
-    runtime()
-        .block_on(run_bill(RunOptions {
-            as_of: None,
-            memory_limit,
-            data: data.to_string_lossy().into_owned(),
-            out: out.to_path_buf(),
-            period: BillingMonth::parse("2026-10").unwrap(),
-            threads: Some(2),
-            carve_order: Default::default(),
-            progress: Progress::hidden(),
-        }))
-        .unwrap()
+    bill(RunOptions {
+        memory_limit,
+        ..october(data, out)
+    })
 }
 
 #[test]
@@ -452,32 +429,16 @@ fn a_run_under_a_small_memory_limit_spills_and_writes_the_same_bytes() {
             - generated.outside_window_rows
             - generated.unknown_customer_rows
     );
-    let (a, b) = (
-        table_files(&dir.path().join("roomy")),
-        table_files(&dir.path().join("tight")),
+    assert_same_tables(
+        &dir.path().join("roomy"),
+        &dir.path().join("tight"),
+        "under the small memory limit",
     );
-    assert_eq!(a.len(), 14);
-    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
-    for (name, bytes) in &a {
-        assert!(
-            bytes == &b[name],
-            "{name} differs under the small memory limit"
-        );
-    }
 }
 
 fn run_err(data: &Path, out: &Path) -> String {
     let err = runtime()
-        .block_on(run_bill(RunOptions {
-            as_of: None,
-            memory_limit: None,
-            data: data.to_string_lossy().into_owned(),
-            out: out.to_path_buf(),
-            period: BillingMonth::parse("2026-10").unwrap(),
-            threads: Some(2),
-            carve_order: Default::default(),
-            progress: Progress::hidden(),
-        }))
+        .block_on(run_bill(october(data, out)))
         .unwrap_err();
     err.to_string()
 }
