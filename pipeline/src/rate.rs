@@ -987,8 +987,9 @@ impl StreamingAttribution {
 }
 
 /// `batch` (whole subscriptions, ordered by `RATING_KEY`) in (subscription, ts,
-/// event_id) order: `None` when it already is, which is the rule, since only events of
-/// one subscription within one second can be out of order.
+/// event_id) order: `None` when it already is, which is the rule (buckets sorted in
+/// memory always are); only the external sort of an oversized bucket leaves the events
+/// of one subscription within one second out of order.
 fn in_rating_order(batch: &RecordBatch) -> Result<Option<RecordBatch>> {
     let subscriptions = subscription_keys(batch)?;
     let ts = column(batch, "ts")?.as_primitive::<TimestampMicrosecondType>();
@@ -1002,17 +1003,10 @@ fn in_rating_order(batch: &RecordBatch) -> Result<Option<RecordBatch>> {
     if ordered {
         return Ok(None);
     }
-    let sort_columns: Vec<arrow::compute::SortColumn> = ["subscription_idx", "ts", "event_id"]
-        .into_iter()
-        .map(|name| {
-            Ok(arrow::compute::SortColumn {
-                values: Arc::clone(column(batch, name)?),
-                options: None,
-            })
-        })
-        .collect::<Result<_>>()?;
-    let order = arrow::compute::lexsort_to_indices(&sort_columns, None)?;
-    Ok(Some(arrow::compute::take_record_batch(batch, &order)?))
+    Ok(Some(crate::rating_order::in_rating_order(
+        &batch.schema(),
+        std::slice::from_ref(batch),
+    )?))
 }
 
 fn subscription_keys(batch: &RecordBatch) -> Result<&[u32]> {
@@ -1192,6 +1186,15 @@ mod tests {
             (
                 "ts",
                 Arc::new(TimestampMicrosecondArray::from(micros.to_vec()).with_timezone("UTC")),
+            ),
+            (
+                RATING_KEY,
+                Arc::new(UInt64Array::from_iter_values(
+                    subscriptions
+                        .iter()
+                        .zip(micros)
+                        .map(|(&s, &m)| rating_key(s, m)),
+                )),
             ),
         ])
         .unwrap()
