@@ -20,7 +20,8 @@
 //! 6. [`write`] writes Parquet and the plain-text journal to a staging folder and
 //!    publishes it atomically with a manifest.
 //!
-//! [`run::run_bill`] strings them together; [`query`] serves SQL over the results.
+//! [`run::run_bill`] strings them together in one [`scratch`] folder, whose files are
+//! removed in the background once read; [`query`] serves SQL over the results.
 //! Scans, deduplication, spilling sorts and SQL over the outputs are DataFusion's, so
 //! that the same plans can later run distributed. Two steps of rating were DataFusion
 //! plans and are now billrun's own, because the profile of a 100M-event run said so
@@ -42,6 +43,7 @@ pub mod rate;
 pub mod rating_order;
 pub mod revenue;
 pub mod run;
+pub mod scratch;
 pub mod write;
 
 pub use error::{PipelineError, Result};

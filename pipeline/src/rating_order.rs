@@ -38,6 +38,7 @@ use datafusion::prelude::{SessionContext, col};
 use serde::Serialize;
 
 use crate::error::{PipelineError, Result};
+use crate::scratch::Remover;
 
 /// Estimated bytes of one event to rate, held in memory (event id, timestamp, quantity,
 /// period start, plan dates, subscription, plan version and sort key): buckets are
@@ -161,15 +162,18 @@ pub struct SharedHold {
     held: AtomicUsize,
     limits: Limits,
     dir: PathBuf,
+    remover: Remover,
 }
 
 impl SharedHold {
-    /// Dealers spill into `dir`, which must exist.
-    pub fn new(limits: Limits, dir: &Path) -> Arc<Self> {
+    /// Dealers spill into `dir`, which must exist; `remover` takes each scratch file once
+    /// it has been read.
+    pub fn new(limits: Limits, dir: &Path, remover: Remover) -> Arc<Self> {
         Arc::new(Self {
             held: AtomicUsize::new(0),
             limits,
             dir: dir.to_path_buf(),
+            remover,
         })
     }
 }
@@ -320,16 +324,13 @@ fn write_ipc(path: &Path, batch: &RecordBatch) -> Result<u64> {
     Ok(file.metadata().map_err(io)?.len())
 }
 
-fn open_ipc(path: &Path) -> Result<FileReader<BufReader<File>>> {
+fn read_ipc(path: &Path) -> Result<Vec<RecordBatch>> {
     let file = File::open(path).map_err(|source| PipelineError::Io {
         context: format!("reading the scratch file {}", path.display()),
         source,
     })?;
-    Ok(FileReader::try_new(BufReader::new(file), None)?)
-}
-
-fn read_ipc(path: &Path) -> Result<Vec<RecordBatch>> {
-    Ok(open_ipc(path)?.collect::<std::result::Result<Vec<_>, _>>()?)
+    Ok(FileReader::try_new(BufReader::new(file), None)?
+        .collect::<std::result::Result<Vec<_>, _>>()?)
 }
 
 /// Every event to rate, dealt into buckets by the scan's [`Dealer`]s.
@@ -341,6 +342,7 @@ pub struct Buckets {
     held: Vec<Dealt>,
     spilled: Vec<Vec<SpillFile>>,
     stats: RatingOrderStats,
+    remover: Remover,
 }
 
 /// One bucket's events, ready to rate.
@@ -359,6 +361,9 @@ impl Buckets {
     /// The buckets of a finished scan, from all of its dealers.
     pub fn collect(schema: SchemaRef, limits: Limits, dealers: Vec<Dealer>) -> Self {
         let count = dealers.first().map_or(1, |d| d.ranges.count());
+        let remover = dealers
+            .first()
+            .map_or_else(Remover::deferred, |d| d.shared.remover.clone());
         let mut held = Vec::new();
         let mut spilled = vec![Vec::new(); count];
         let mut stats = RatingOrderStats {
@@ -380,6 +385,7 @@ impl Buckets {
             held,
             spilled,
             stats,
+            remover,
         };
         buckets.stats.external_sorts = (0..count)
             .filter(|&b| buckets.bytes_of(b) > limits.in_memory_sort)
@@ -428,6 +434,11 @@ impl Buckets {
         Arc::clone(&self.schema)
     }
 
+    /// Removes the scratch files of buckets handed out unsorted, once read.
+    pub fn remover(&self) -> Remover {
+        self.remover.clone()
+    }
+
     fn bucket(&self, bucket: usize) -> Result<OrderedBucket> {
         let mut parts: Vec<RecordBatch> =
             self.held.iter().filter_map(|d| d.rows_of(bucket)).collect();
@@ -442,6 +453,7 @@ impl Buckets {
         }
         for file in &self.spilled[bucket] {
             parts.extend(read_ipc(&file.path)?);
+            self.remover.remove(file.path.clone());
         }
         Ok(OrderedBucket::Sorted(in_rating_order(
             &self.schema,
@@ -452,9 +464,9 @@ impl Buckets {
 
 /// The events of a bucket too large for memory, sorted by DataFusion on
 /// `_rating_key` (spilling under the run's memory pool): `held` first, then each file,
-/// read as the sort asks for them. The stream is in key order only; events sharing a
-/// key are put in (ts, event_id) order by the rating, which holds each subscription
-/// whole.
+/// read as the sort asks for them and handed to `remover` once read. The stream is in
+/// key order only; events sharing a key are put in (ts, event_id) order by the rating,
+/// which holds each subscription whole.
 ///
 /// # Errors
 /// Query failures.
@@ -463,10 +475,12 @@ pub async fn external_sort(
     schema: SchemaRef,
     held: Vec<RecordBatch>,
     files: Vec<PathBuf>,
+    remover: Remover,
 ) -> Result<SendableRecordBatchStream> {
     let events = UnsortedEvents {
         schema: Arc::clone(&schema),
         parts: std::sync::Mutex::new(Some((held, files))),
+        remover,
     };
     let table = StreamingTable::try_new(schema, vec![Arc::new(events)])?;
     let sorted = ctx
@@ -479,6 +493,7 @@ pub async fn external_sort(
 struct UnsortedEvents {
     schema: SchemaRef,
     parts: std::sync::Mutex<Option<(Vec<RecordBatch>, Vec<PathBuf>)>>,
+    remover: Remover,
 }
 
 impl std::fmt::Debug for UnsortedEvents {
@@ -494,22 +509,22 @@ impl PartitionStream for UnsortedEvents {
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let parts = self.parts.lock().ok().and_then(|mut parts| parts.take());
+        let remover = self.remover.clone();
         let batches: Box<dyn Iterator<Item = datafusion::error::Result<RecordBatch>> + Send> =
             match parts {
                 None => Box::new(std::iter::once(Err(DataFusionError::Internal(
                     "a bucket's events were already sorted".into(),
                 )))),
+                // A file is read whole (a few MB: one spill round of one bucket), so that
+                // it can be removed before the next is opened.
                 Some((held, files)) => Box::new(held.into_iter().map(Ok).chain(
-                    files.into_iter().flat_map(|path| {
-                        let batches: Box<dyn Iterator<Item = _> + Send> = match open_ipc(&path) {
-                            Ok(reader) => {
-                                Box::new(reader.map(|b| b.map_err(DataFusionError::from)))
-                            }
-                            Err(e) => Box::new(std::iter::once(Err(DataFusionError::External(
-                                Box::new(e),
-                            )))),
-                        };
-                        batches
+                    files.into_iter().flat_map(move |path| {
+                        let read = read_ipc(&path);
+                        remover.remove(path);
+                        match read {
+                            Ok(batches) => batches.into_iter().map(Ok).collect::<Vec<_>>(),
+                            Err(e) => vec![Err(DataFusionError::External(Box::new(e)))],
+                        }
                     }),
                 )),
             };
@@ -594,6 +609,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::scratch::Scratch;
 
     /// One event to rate: (subscription, ts in microseconds, event id).
     type Event = (u32, i64, String);
@@ -680,10 +696,11 @@ mod tests {
         subscriptions: usize,
         limits: Limits,
         batch_rows: usize,
-        dir: &Path,
     ) -> (Vec<Vec<Event>>, RatingOrderStats) {
         let ranges = SubscriptionRanges::new(subscriptions, events.len() as u64, limits.bucket);
-        let hold = SharedHold::new(limits, dir);
+        let scratch = Scratch::create("billrun-test-").unwrap();
+        let remover = scratch.remover();
+        let hold = SharedHold::new(limits, scratch.path(), remover.clone());
         let mut dealers: Vec<Dealer> = (0..2)
             .map(|p| Dealer::new(p, ranges, 2, Arc::clone(&hold)))
             .collect();
@@ -699,7 +716,9 @@ mod tests {
             out.push(match bucket.unwrap() {
                 OrderedBucket::Sorted(b) => events_of(&b),
                 OrderedBucket::Unsorted { held, files } => {
-                    let mut stream = external_sort(&ctx, schema(), held, files).await.unwrap();
+                    let mut stream = external_sort(&ctx, schema(), held, files, remover.clone())
+                        .await
+                        .unwrap();
                     let mut sorted = Vec::new();
                     while let Some(b) = stream.next().await {
                         sorted.extend(events_of(&b.unwrap()));
@@ -724,13 +743,12 @@ mod tests {
             bucket_rows in 1usize..200,
             batch_rows in 1usize..50,
         ) {
-            let dir = tempfile::tempdir().unwrap();
             let bytes = bucket_rows * ESTIMATED_EVENT_BYTES as usize;
             // Held rows spill often; every bucket is sorted in memory.
             let limits = Limits { bucket: bytes, held: 4096, in_memory_sort: usize::MAX };
             let runtime = tokio::runtime::Runtime::new().unwrap();
             let (buckets, stats) =
-                runtime.block_on(ordered_buckets(&events, 40, limits, batch_rows, dir.path()));
+                runtime.block_on(ordered_buckets(&events, 40, limits, batch_rows));
             let mut expected = events.clone();
             expected.sort();
             prop_assert_eq!(buckets.concat(), expected);
@@ -743,12 +761,11 @@ mod tests {
             events in events(6),
             batch_rows in 1usize..50,
         ) {
-            let dir = tempfile::tempdir().unwrap();
             // Buckets of one subscription, each too large for memory.
             let limits = Limits { bucket: 1, held: 2048, in_memory_sort: 1 };
             let runtime = tokio::runtime::Runtime::new().unwrap();
             let (buckets, stats) =
-                runtime.block_on(ordered_buckets(&events, 6, limits, batch_rows, dir.path()));
+                runtime.block_on(ordered_buckets(&events, 6, limits, batch_rows));
             prop_assert_eq!(stats.buckets, 6);
             prop_assert_eq!(stats.external_sorts, buckets.iter().filter(|b| !b.is_empty()).count());
             // DataFusion sorts by key only; the rating orders ties within a subscription.

@@ -34,6 +34,7 @@ use crate::progress::Progress;
 use crate::rate::{self, AttributeCharge};
 use crate::rating_order::{self, RatingOrderStats};
 use crate::revenue::{AccountingTables, ConsumedUsage, ContractBook, RecognitionOptions};
+use crate::scratch::Scratch;
 use crate::write::{OutputRecord, Staging};
 
 /// What a bill run is asked to do.
@@ -154,18 +155,10 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         None => Dataset::open(&options.data)?,
     };
     let progress = &options.progress;
-    // Validated usage waits here for the query engine, instead of in memory. Removed
-    // when the run ends, however it ends.
-    let scratch = tempfile::Builder::new()
-        .prefix("billrun-usage-")
-        .tempdir()
-        .map_err(|source| PipelineError::Io {
-            context: format!(
-                "creating a scratch folder in {}",
-                std::env::temp_dir().display()
-            ),
-            source,
-        })?;
+    // Validated usage waits here for the query engine, instead of in memory; its files
+    // are removed once the rating has read them, the rest when the run ends, however it
+    // ends.
+    let scratch = Scratch::create("billrun-usage-")?;
     let spill = UsageSpill::new(scratch.path());
 
     // Read and validate every table, master data first.
@@ -275,7 +268,13 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         deduped_rows,
         limits.bucket,
     );
-    let input = rate::rating_input(&ctx, lookup, ranges, limits, scratch.path(), &scan_bar).await?;
+    let input = rate::rating_input(&ctx, lookup, ranges, limits, &scratch, &scan_bar).await?;
+    // Validated usage has been read for the last time.
+    let remover = scratch.remover();
+    usage
+        .spilled
+        .iter()
+        .for_each(|file| remover.remove(file.clone()));
     scan_bar.finish_and_clear();
     let rating_order_stats = input.buckets.stats().clone();
     tracing::debug!(

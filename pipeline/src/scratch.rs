@@ -1,0 +1,140 @@
+//! The run's scratch folder, whose files are removed on a thread of their own as soon
+//! as they have been read for the last time.
+//!
+//! Why a thread: on a file system mounted with `discard`, removing a file waits for its
+//! blocks to be trimmed, about 0.7 s per GB measured here. At 100M events the rating
+//! alone writes 6.3 GB of scratch files; removing them all when the run ended took 8.7 s
+//! after the last stage, and removing each where it was read put that wait on the
+//! rating's path. Here nobody waits for a removal but the end of the run, for the files
+//! read last.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use crate::error::{PipelineError, Result};
+
+/// The scratch folder of one run. Whatever is left in it is removed when it is dropped,
+/// however the run ends.
+#[derive(Debug)]
+pub struct Scratch {
+    // Field order matters: the remover's thread is stopped before the folder goes.
+    remover: Option<(Remover, JoinHandle<()>)>,
+    dir: tempfile::TempDir,
+}
+
+/// Hands scratch files that will not be read again to the removing thread.
+#[derive(Debug, Clone)]
+pub struct Remover {
+    files: mpsc::Sender<PathBuf>,
+}
+
+impl Remover {
+    /// Removes `path` in the background. A file that cannot be removed now is removed
+    /// with the folder when the run ends.
+    pub fn remove(&self, path: PathBuf) {
+        // The thread stops only when every sender is gone, so this cannot fail while
+        // `self` exists; if it somehow did, the folder's removal would catch the file.
+        let _ = self.files.send(path);
+    }
+
+    /// A remover that removes nothing before the run ends: for code that works on
+    /// scratch files outside a run, such as tests.
+    pub fn deferred() -> Self {
+        let (files, _) = mpsc::channel();
+        Self { files }
+    }
+}
+
+impl Scratch {
+    /// A new folder under the system's temporary folder.
+    ///
+    /// # Errors
+    /// The folder or the thread cannot be created.
+    pub fn create(prefix: &str) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir()
+            .map_err(|source| PipelineError::Io {
+                context: format!(
+                    "creating a scratch folder in {}",
+                    std::env::temp_dir().display()
+                ),
+                source,
+            })?;
+        let (files, received) = mpsc::channel::<PathBuf>();
+        let thread = std::thread::Builder::new()
+            .name("scratch-remover".into())
+            .spawn(move || {
+                for path in received {
+                    if let Err(e) = std::fs::remove_file(&path) {
+                        tracing::debug!(path = %path.display(), error = %e, "scratch file left for the end of the run");
+                    }
+                }
+            })
+            .map_err(|source| PipelineError::Io {
+                context: "starting the scratch file remover".into(),
+                source,
+            })?;
+        Ok(Self {
+            remover: Some((Remover { files }, thread)),
+            dir,
+        })
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A handle to remove files of this folder in the background.
+    pub fn remover(&self) -> Remover {
+        self.remover
+            .as_ref()
+            .map_or_else(Remover::deferred, |(remover, _)| remover.clone())
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some((remover, thread)) = self.remover.take() {
+            drop(remover);
+            // Clones held elsewhere (by buckets not yet dropped) keep the thread alive;
+            // every owner of one is dropped before the run's scratch folder.
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_handed_over_are_gone_once_the_folder_is_dropped_and_the_rest_with_it() {
+        let scratch = Scratch::create("billrun-test-").unwrap();
+        let dir = scratch.path().to_path_buf();
+        let read = dir.join("read.arrow");
+        let unread = dir.join("unread.arrow");
+        std::fs::write(&read, b"rows").unwrap();
+        std::fs::write(&unread, b"rows").unwrap();
+        let remover = scratch.remover();
+        remover.remove(read.clone());
+        // A file that is already gone is no error: it is simply not there.
+        remover.remove(dir.join("never-written.arrow"));
+        drop(remover);
+        drop(scratch);
+        assert!(!read.exists());
+        assert!(!unread.exists());
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn a_deferred_remover_leaves_files_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let kept = dir.path().join("kept.arrow");
+        std::fs::write(&kept, b"rows").unwrap();
+        Remover::deferred().remove(kept.clone());
+        assert!(kept.exists());
+    }
+}
