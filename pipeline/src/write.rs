@@ -27,6 +27,7 @@ use parquet::arrow::arrow_writer::{ArrowColumnWriter, ArrowRowGroupWriterFactory
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::ColumnPath;
 use rayon::iter::{IndexedParallelIterator, IntoParallelRefMutIterator, ParallelIterator};
 use sha2::{Digest, Sha256};
 
@@ -50,9 +51,19 @@ pub struct OutputRecord {
     pub sha256: String,
 }
 
+/// Columns whose values are (nearly) all distinct: a dictionary only costs the writer
+/// an interning pass over each row group before it falls back to plain encoding.
+const DISTINCT_COLUMNS: [&str; 2] = ["event_id", "ts"];
+
 pub(crate) fn writer_properties() -> Result<WriterProperties> {
-    Ok(WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+    let builder = DISTINCT_COLUMNS
+        .iter()
+        .fold(WriterProperties::builder(), |builder, column| {
+            builder.set_column_dictionary_enabled(ColumnPath::from(*column), false)
+        });
+    Ok(builder
+        // Level 1: compressing `rated_usage` was a quarter of the rate stage's CPU at 3.
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_created_by(format!("billrun {}", env!("CARGO_PKG_VERSION")))
