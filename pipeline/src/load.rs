@@ -20,7 +20,7 @@ use futures::{StreamExt, TryStreamExt};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use sha2::{Digest, Sha256};
 
 use crate::dataset::{Dataset, FileFormat, InputFile};
@@ -186,9 +186,9 @@ impl UsageSpill {
     }
 }
 
-/// One input file's validated usage on its way to scratch Parquet. Uncompressed and
-/// without dictionaries: it is read once or twice on the same disk, and unique event ids
-/// gain nothing from either.
+/// One input file's validated usage on its way to scratch Parquet. Uncompressed,
+/// without dictionaries or statistics: it is read whole once or twice on the same disk,
+/// and unique event ids gain nothing from either.
 pub(crate) struct SpillSink {
     writer: ArrowWriter<std::fs::File>,
     path: PathBuf,
@@ -206,6 +206,8 @@ impl SpillSink {
         let properties = WriterProperties::builder()
             .set_compression(Compression::UNCOMPRESSED)
             .set_dictionary_enabled(false)
+            // Nothing prunes on them: every scan of the spill reads all of it.
+            .set_statistics_enabled(EnabledStatistics::None)
             .build();
         let writer = ArrowWriter::try_new(file, Arc::clone(&schema), Some(properties))?;
         Ok(Self {

@@ -162,52 +162,86 @@ struct ProductSegment {
     bounds: SegmentBounds,
 }
 
-/// Ids numbered densely in the order they were first added, found by their text. The
-/// table holds 4-byte numbers and the ids sit in one buffer, so 100 000 customers take a
-/// few MB instead of an allocation each, and a lookup touches few cache lines: with a
+/// Ids numbered densely in the order they were first added, each with a value, found by
+/// their text. The table holds 4-byte numbers, the ids sit in one buffer, and each
+/// entry keeps where its id is beside its value, so that 100 000 customers take a few MB
+/// instead of an allocation each and a lookup touches few cache lines: with a
 /// `HashMap<String, _>` the profile of a 100M-event scan spent a fifth of its time in
 /// `memcmp` on keys scattered over the heap.
-#[derive(Debug, Default)]
-struct IdIndex {
+#[derive(Debug)]
+struct IdIndex<T> {
     table: hashbrown::HashTable<u32>,
     text: String,
-    /// Where each id ends in `text`; it starts where the one before it ends.
-    ends: Vec<usize>,
+    entries: Vec<IdEntry<T>>,
 }
 
-impl IdIndex {
+#[derive(Debug)]
+struct IdEntry<T> {
+    /// The id is `text[start..end]`.
+    start: u32,
+    end: u32,
+    value: T,
+}
+
+impl<T> Default for IdIndex<T> {
+    fn default() -> Self {
+        Self {
+            table: hashbrown::HashTable::new(),
+            text: String::new(),
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<T> IdIndex<T> {
     fn hash(id: &str) -> u64 {
         twox_hash::XxHash3_64::oneshot(id.as_bytes())
     }
 
-    fn id_in<'a>(text: &'a str, ends: &[usize], number: u32) -> &'a str {
-        let number = number as usize;
-        let start = number.checked_sub(1).map_or(0, |before| ends[before]);
-        &text[start..ends[number]]
+    fn id_in<'a>(text: &'a str, entry: &IdEntry<T>) -> &'a str {
+        &text[entry.start as usize..entry.end as usize]
     }
 
-    /// The number of `id`, if it was added.
-    fn get(&self, id: &str) -> Option<u32> {
-        self.table
-            .find(Self::hash(id), |&n| {
-                Self::id_in(&self.text, &self.ends, n) == id
-            })
-            .copied()
+    /// The number of `id` and its value, if it was added.
+    fn get(&self, id: &str) -> Option<(u32, &T)> {
+        let number = *self.table.find(Self::hash(id), |&n| {
+            Self::id_in(&self.text, &self.entries[n as usize]) == id
+        })?;
+        Some((number, &self.entries[number as usize].value))
     }
 
-    /// The number of `id`, added if new.
-    fn intern(&mut self, id: &str) -> u32 {
-        if let Some(number) = self.get(id) {
-            return number;
+    /// The value of the id numbered `number`.
+    fn value_mut(&mut self, number: u32) -> &mut T {
+        &mut self.entries[number as usize].value
+    }
+
+    /// The number of `id`, added with `value()` if new.
+    ///
+    /// # Errors
+    /// More than 4 GiB of ids, or 2^32 of them.
+    fn intern(&mut self, id: &str, value: impl FnOnce() -> T) -> Result<u32> {
+        if let Some((number, _)) = self.get(id) {
+            return Ok(number);
         }
-        let Self { table, text, ends } = self;
-        let number = u32::try_from(ends.len()).expect("fewer than 2^32 ids");
+        let too_many = |_| PipelineError::Internal("more than 4 GiB of ids in master data".into());
+        let Self {
+            table,
+            text,
+            entries,
+        } = self;
+        let number = u32::try_from(entries.len()).map_err(too_many)?;
+        let start = u32::try_from(text.len()).map_err(too_many)?;
         text.push_str(id);
-        ends.push(text.len());
-        table.insert_unique(Self::hash(id), number, |&n| {
-            Self::hash(Self::id_in(text, ends, n))
+        let end = u32::try_from(text.len()).map_err(too_many)?;
+        entries.push(IdEntry {
+            start,
+            end,
+            value: value(),
         });
-        number
+        table.insert_unique(Self::hash(id), number, |&n| {
+            Self::hash(Self::id_in(text, &entries[n as usize]))
+        });
+        Ok(number)
     }
 }
 
@@ -224,10 +258,8 @@ impl IdIndex {
 /// keys with `memcmp`, in hash tables too large for the cache at 100 000 customers.
 #[derive(Debug)]
 pub struct SegmentLookup {
-    customers: IdIndex,
-    /// By customer number.
-    places: Vec<CustomerPlace>,
-    products: IdIndex,
+    customers: IdIndex<CustomerPlace>,
+    products: IdIndex<()>,
     /// Each customer's segments, by (product number, start); those of one product never
     /// overlap.
     segments: Vec<ProductSegment>,
@@ -247,17 +279,13 @@ impl SegmentLookup {
         default_window: DateWindow,
     ) -> Result<Self> {
         let mut customers = IdIndex::default();
-        let mut places: Vec<CustomerPlace> = windows
-            .iter()
-            .map(|(id, window)| {
-                customers.intern(id);
-                CustomerPlace {
-                    window: WindowBounds::of(window),
-                    first: 0,
-                    end: 0,
-                }
-            })
-            .collect();
+        for (id, window) in windows {
+            customers.intern(id, || CustomerPlace {
+                window: WindowBounds::of(window),
+                first: 0,
+                end: 0,
+            })?;
+        }
         let mut products = IdIndex::default();
         let mut segments: Vec<(u32, ProductSegment)> = Vec::new();
         for segment in rating_segments(catalog) {
@@ -284,7 +312,7 @@ impl SegmentLookup {
                     PipelineError::Internal(format!("unknown rating status {}", segment.status))
                 })?)
             };
-            let Some(customer) = customers.get(&segment.customer_id) else {
+            let Some((customer, _)) = customers.get(&segment.customer_id) else {
                 continue; // Subscriptions of unknown customers were rejected.
             };
             let bounds = SegmentBounds {
@@ -293,20 +321,19 @@ impl SegmentLookup {
                 end: segment.end.map_or(i64::MAX, day_start_micros),
                 rating,
             };
-            let product = products.intern(&segment.product_id);
+            let product = products.intern(&segment.product_id, || ())?;
             segments.push((customer, ProductSegment { product, bounds }));
         }
         segments.sort_by_key(|(customer, s)| (*customer, s.product, s.bounds.start));
         let mut first = 0;
         for group in segments.chunk_by(|a, b| a.0 == b.0) {
             let end = first + group.len() as u32;
-            let place = &mut places[group[0].0 as usize];
+            let place = customers.value_mut(group[0].0);
             (place.first, place.end) = (first, end);
             first = end;
         }
         Ok(Self {
             customers,
-            places,
             products,
             segments: segments.into_iter().map(|(_, s)| s).collect(),
             default_window: WindowBounds::of(&default_window),
@@ -321,17 +348,16 @@ impl SegmentLookup {
         product_id: &str,
         micros: i64,
     ) -> Option<std::result::Result<(Priced, i32), UnratedReason>> {
-        let Some(customer) = self.customers.get(customer_id) else {
+        let Some((_, place)) = self.customers.get(customer_id) else {
             return self
                 .default_window
                 .contains(micros)
                 .then_some(Err(UnratedReason::NoActiveSubscription));
         };
-        let place = &self.places[customer as usize];
         if !place.window.contains(micros) {
             return None;
         }
-        let segment = self.products.get(product_id).and_then(|product| {
+        let segment = self.products.get(product_id).and_then(|(product, _)| {
             segment_at(
                 &self.segments[place.first as usize..place.end as usize],
                 product,
@@ -1324,24 +1350,27 @@ mod tests {
         let mut index = IdIndex::default();
         let numbers: Vec<u32> = ["C1", "C10", "C1", "", "C100", "C10"]
             .into_iter()
-            .map(|id| index.intern(id))
+            .map(|id| index.intern(id, || id.len()).unwrap())
             .collect();
         assert_eq!(numbers, [0, 1, 0, 2, 3, 1]);
-        assert_eq!(index.get("C100"), Some(3));
-        assert_eq!(index.get(""), Some(2));
+        assert_eq!(index.get("C100"), Some((3, &4)));
+        assert_eq!(index.get(""), Some((2, &0)));
         // Prefixes and extensions of known ids are other ids.
         assert_eq!(index.get("C"), None);
         assert_eq!(index.get("C1000"), None);
         // Enough ids for the table to grow several times.
         let many: Vec<String> = (0..10_000).map(|i| format!("CUST-{i:05}")).collect();
         for id in &many {
-            index.intern(id);
+            index.intern(id, || 10).unwrap();
         }
         assert!(
             many.iter()
                 .enumerate()
-                .all(|(i, id)| index.get(id) == Some(i as u32 + 4))
+                .all(|(i, id)| index.get(id) == Some((i as u32 + 4, &10)))
         );
+        // A value stays with its id.
+        *index.value_mut(1) = 7;
+        assert_eq!(index.get("C10"), Some((1, &7)));
     }
 
     fn priced(subscription_idx: u32) -> std::result::Result<Priced, UnratedReason> {
