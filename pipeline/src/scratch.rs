@@ -18,7 +18,7 @@ use crate::error::{PipelineError, Result};
 /// however the run ends.
 #[derive(Debug)]
 pub struct Scratch {
-    // Field order matters: the remover's thread is stopped before the folder goes.
+    /// Stopped in `drop`, before the folder goes.
     remover: Option<(Remover, JoinHandle<()>)>,
     dir: tempfile::TempDir,
 }
@@ -26,16 +26,15 @@ pub struct Scratch {
 /// Hands scratch files that will not be read again to the removing thread.
 #[derive(Debug, Clone)]
 pub struct Remover {
-    files: mpsc::Sender<PathBuf>,
+    /// `None` stops the thread.
+    files: mpsc::Sender<Option<PathBuf>>,
 }
 
 impl Remover {
-    /// Removes `path` in the background. A file that cannot be removed now is removed
-    /// with the folder when the run ends.
+    /// Removes `path` in the background. A file that cannot be removed now (the thread
+    /// has stopped because the run is ending) is removed with the folder.
     pub fn remove(&self, path: PathBuf) {
-        // The thread stops only when every sender is gone, so this cannot fail while
-        // `self` exists; if it somehow did, the folder's removal would catch the file.
-        let _ = self.files.send(path);
+        let _ = self.files.send(Some(path));
     }
 
     /// A remover that removes nothing before the run ends: for code that works on
@@ -62,11 +61,13 @@ impl Scratch {
                 ),
                 source,
             })?;
-        let (files, received) = mpsc::channel::<PathBuf>();
+        let (files, received) = mpsc::channel::<Option<PathBuf>>();
         let thread = std::thread::Builder::new()
             .name("scratch-remover".into())
             .spawn(move || {
-                for path in received {
+                // Until told to stop: clones of the sender may outlive the folder (a task
+                // of a failed run not yet dropped), and must not keep the run waiting.
+                while let Ok(Some(path)) = received.recv() {
                     if let Err(e) = std::fs::remove_file(&path) {
                         tracing::debug!(path = %path.display(), error = %e, "scratch file left for the end of the run");
                     }
@@ -98,9 +99,9 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         if let Some((remover, thread)) = self.remover.take() {
-            drop(remover);
-            // Clones held elsewhere (by buckets not yet dropped) keep the thread alive;
-            // every owner of one is dropped before the run's scratch folder.
+            // The files handed over before this are removed first; the folder takes
+            // the rest once the thread has stopped.
+            let _ = remover.files.send(None);
             let _ = thread.join();
         }
     }
@@ -122,11 +123,12 @@ mod tests {
         remover.remove(read.clone());
         // A file that is already gone is no error: it is simply not there.
         remover.remove(dir.join("never-written.arrow"));
-        drop(remover);
+        // A clone that outlives the folder neither keeps it nor fails.
         drop(scratch);
         assert!(!read.exists());
         assert!(!unread.exists());
         assert!(!dir.exists());
+        remover.remove(read);
     }
 
     #[test]
