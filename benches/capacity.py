@@ -6,9 +6,11 @@ For each scale it generates a dataset (`billrun generate`, cached in --work), ru
 release bill run on it as a child process and measures it (wall time, CPU time = user +
 sys, peak RSS from wait4, bytes read = size of the input dataset, bytes written = size
 of the output folder, per-stage times from manifest.json), then runs the baselines on
-the same files in the same run (benches/baselines: DuckDB SQL, Polars, and the bare
-DuckDB group-by floor), checks that their invoices equal billrun's to the minor unit,
-and prints billrun's wall time as a ratio to each. It writes, in --results:
+the same files in the same run (benches/baselines: DuckDB SQL, Polars, the bare DuckDB
+group-by floor, and the write floor `copy`: the usage written back unchanged), checks
+that their invoices equal billrun's to the minor unit, and prints billrun's wall time as
+a ratio to each, and how billrun's wall time grows per doubling of the events between
+scales. It writes, in --results:
 
 * `capacity.md`  the table per scale (markdown), with the ratios;
 * `capacity.csv` the same figures, one row per (scale, engine);
@@ -16,7 +18,10 @@ and prints billrun's wall time as a ratio to each. It writes, in --results:
   per engine.
 
 Build first: `cargo build --release -p billrun`. `--binary label=path` (repeatable)
-compares several billrun builds in one run (e.g. before/after a change).
+compares several billrun builds in one run (e.g. before/after a change). `--repeat N`
+runs each build N times per scale, interleaved, and keeps the run with the median wall
+time (the table shows the spread): on this machine one run of the same build varies by
+up to about 10 %, as much as the difference between two scales' growth factors.
 """
 
 import argparse
@@ -159,7 +164,9 @@ def main() -> None:
     p.add_argument("--results", default=str(ROOT / "benches" / "results"))
     p.add_argument("--binary", action="append", default=[],
                    help="label=path of a billrun build (repeatable; default billrun=target/release/billrun)")
-    p.add_argument("--engines", default="duckdb,polars,floor", help="baselines to run ('' for none)")
+    p.add_argument("--engines", default="duckdb,polars,floor,copy", help="baselines to run ('' for none)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="runs of each billrun build per scale; the median run's figures are kept")
     p.add_argument("--engine-limit", action="append", default=[],
                    help="engine=scale: skip that baseline above that many events, e.g. "
                         "polars=10M where it needs more memory than the machine has (repeatable)")
@@ -179,11 +186,19 @@ def main() -> None:
         customers = min(999_998, max(100, events // 1000))
         data = work / f"data-{label(events)}"
         generate(binaries[0][1], events, customers, args.seed, data)
-        for name, binary in binaries:
-            out = work / f"out-{label(events)}-{name}"
-            print(f"[{label(events)}] {name} run ...", file=sys.stderr)
-            r = bill(binary, data, out, args.period, args.run_arg)
-            rows.append({"scale": label(events), "events": events, "engine": name, **r})
+        runs = {name: [] for name, _ in binaries}
+        for attempt in range(max(1, args.repeat)):
+            # Interleaved, so that a slow spell of the machine does not fall on one build.
+            for name, binary in binaries:
+                out = work / f"out-{label(events)}-{name}"
+                print(f"[{label(events)}] {name} run {attempt + 1}/{max(1, args.repeat)} ...",
+                      file=sys.stderr)
+                runs[name].append(bill(binary, data, out, args.period, args.run_arg))
+        for name, _ in binaries:
+            by_wall = sorted(runs[name], key=lambda r: r["wall_s"])
+            median = by_wall[(len(by_wall) - 1) // 2]
+            rows.append({"scale": label(events), "events": events, "engine": name, **median,
+                         "wall_runs_s": [r["wall_s"] for r in runs[name]]})
         limits = {e: parse_scale(n) for e, n in (x.split("=", 1) for x in args.engine_limit)}
         engines = ",".join(e for e in args.engines.split(",") if e and events <= limits.get(e, events))
         if engines != args.engines:
@@ -207,14 +222,15 @@ def main() -> None:
 def report(rows: list, binaries: list, results: Path) -> None:
     svg(rows, results / "capacity.svg")
     with open(results / "capacity.csv", "w", newline="") as f:
-        fields = ["scale", "events", "engine", "wall_s", "cpu_s", "peak_rss_bytes", "events_per_s",
-                  "bytes_read", "bytes_written"] + [f"stage_{s}_s" for s in STAGES] \
+        fields = ["scale", "events", "engine", "wall_s", "wall_runs_s", "cpu_s", "peak_rss_bytes",
+                  "events_per_s", "bytes_read", "bytes_written"] + [f"stage_{s}_s" for s in STAGES] \
             + [f"stage_{s}_peak_rss_bytes" for s in STAGES]
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for r in rows:
             writer.writerow({
                 **{k: r.get(k, "") for k in fields if not k.startswith("stage_")},
+                "wall_runs_s": ";".join(f"{w:.3f}" for w in r.get("wall_runs_s", [])),
                 "events_per_s": round(r["events"] / r["wall_s"]),
                 **{f"stage_{s}_s": r.get("stages", {}).get(s, "") for s in STAGES},
                 **{f"stage_{s}_peak_rss_bytes": r.get("stage_peaks", {}).get(s, "")
@@ -227,13 +243,16 @@ def report(rows: list, binaries: list, results: Path) -> None:
     for scale in dict.fromkeys(r["scale"] for r in rows):
         rs = [r for r in rows if r["scale"] == scale]
         md += [f"## {scale} events", "",
-               "| engine | wall s | CPU s | peak RSS MiB | events/s | read MB | written MB | "
+               "| engine | wall s | runs (wall s) | CPU s | peak RSS MiB | events/s | read MB | written MB | "
                + " | ".join(f"{s} s" for s in STAGES) + " |",
-               "|---" * (7 + len(STAGES)) + "|"]
+               "|---" * (8 + len(STAGES)) + "|"]
         for r in rs:
             st = r.get("stages", {})
+            walls = r.get("wall_runs_s", [])
+            spread = f"{len(walls)}: {min(walls):.2f}–{max(walls):.2f}" if len(walls) > 1 else ""
             md.append(
-                f"| {r['engine']} | {r['wall_s']:.2f} | {r['cpu_s']:.2f} | {r['peak_rss_bytes'] / 2**20:.0f} | "
+                f"| {r['engine']} | {r['wall_s']:.2f} | {spread} | {r['cpu_s']:.2f} | "
+                f"{r['peak_rss_bytes'] / 2**20:.0f} | "
                 f"{r['events'] / r['wall_s']:,.0f} | "
                 + (f"{r['bytes_read'] / 1e6:.1f} | {r['bytes_written'] / 1e6:.1f} | " if "bytes_read" in r else " | | ")
                 + " | ".join(f"{st[s]:.2f}" if s in st else "" for s in STAGES) + " |"
@@ -250,7 +269,25 @@ def report(rows: list, binaries: list, results: Path) -> None:
             if peaks:
                 md += [f"{name} peak RSS so far at the end of each stage, MiB: " + ", ".join(
                     f"{s} {peaks[s] / 2**20:.0f}" for s in STAGES if s in peaks), ""]
+    md += growth(rows, [name for name, _ in binaries])
     (results / "capacity.md").write_text("\n".join(md) + "\n")
+
+
+def growth(rows: list, names: list) -> list:
+    """Markdown lines: how each build's wall time grows per doubling of the events,
+    between consecutive scales: (t2 / t1) ** (1 / log2(n2 / n1)); 2.00 is linear."""
+    import math
+
+    lines = []
+    for name in names:
+        pts = sorted((r["events"], r["wall_s"]) for r in rows if r["engine"] == name)
+        steps = [f"{label(n1)}→{label(n2)} {(t2 / t1) ** (1 / math.log2(n2 / n1)):.2f}x"
+                 for (n1, t1), (n2, t2) in zip(pts, pts[1:]) if n2 > n1]
+        if steps:
+            lines += [f"{name} wall time per doubling of the events: " + ", ".join(steps), ""]
+    if lines:
+        lines = ["## Growth per doubling", ""] + lines
+    return lines
 
 
 if __name__ == "__main__":

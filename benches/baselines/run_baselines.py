@@ -1,11 +1,13 @@
 """Runs billrun's baselines and compares their invoices with billrun's, exactly.
 
     python3 run_baselines.py --data DATASET --period 2026-10 --work DIR \
-        [--engines duckdb,polars,floor] [--check BILLRUN_OUT] [--json FILE]
+        [--engines duckdb,polars,floor,copy] [--check BILLRUN_OUT] [--json FILE]
 
 Each engine runs as its own child process (so its wall time, CPU time and peak RSS are
 its own, measured with wait4): `duckdb` runs bill_duckdb.sql, `polars` runs
-bill_polars.py, `floor` runs floor_duckdb.sql (a bare group-by over the usage).
+bill_polars.py, `floor` runs floor_duckdb.sql (a bare group-by over the usage), `copy`
+runs copy_duckdb.sql (the usage read and written back unchanged to zstd Parquet: the
+floor of any engine that writes every event, as billrun's `rated_usage` does).
 With --check, each baseline's invoices must equal billrun's `invoices` table in
 BILLRUN_OUT exactly: the same invoice ids, the same count, and the same subtotal,
 discount, tax, credits and total to the last minor unit; any difference is printed and
@@ -23,6 +25,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 MONEY = ["subtotal", "discount", "tax", "credits", "total"]
+# Floors: they time a part of the work and write no invoices to compare.
+FLOORS = {"floor", "copy"}
 
 
 def run_sql(sql_file: str, data: str, out: str, period: str, threads: str) -> None:
@@ -45,6 +49,8 @@ def child(engine: str, data: str, out: str, period: str, threads: str) -> None:
         run_sql("bill_duckdb.sql", data, out, period, threads)
     elif engine == "floor":
         run_sql("floor_duckdb.sql", data, out, period, threads)
+    elif engine == "copy":
+        run_sql("copy_duckdb.sql", data, out, period, threads)
     elif engine == "polars":
         sys.path.insert(0, str(HERE))
         import bill_polars
@@ -108,7 +114,7 @@ def main() -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--period", required=True)
     p.add_argument("--work", required=True, help="folder for the baselines' outputs")
-    p.add_argument("--engines", default="duckdb,polars,floor")
+    p.add_argument("--engines", default="duckdb,polars,floor,copy")
     p.add_argument("--check", metavar="BILLRUN_OUT", help="compare invoices with this billrun output")
     p.add_argument("--json", help="write the measurements to this file")
     p.add_argument("--threads", default="", help="DuckDB threads (default: all cores)")
@@ -133,7 +139,7 @@ def main() -> None:
         if not expected:
             raise SystemExit(f"{args.check}: billrun wrote no invoices")
         failed = False
-        for engine in [r["engine"] for r in results if r["engine"] != "floor"]:
+        for engine in [r["engine"] for r in results if r["engine"] not in FLOORS]:
             actual = read_invoices(str(Path(args.work) / engine / "invoices.parquet"))
             diffs = compare(engine, expected, actual)
             if diffs:
