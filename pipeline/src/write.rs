@@ -55,12 +55,22 @@ pub struct OutputRecord {
 /// an interning pass over each row group before it falls back to plain encoding.
 const DISTINCT_COLUMNS: [&str; 2] = ["event_id", "ts"];
 
+/// Columns whose min/max prune nothing: `rated_usage` is ordered by subscription, so
+/// every row group (and page) holds event ids, quantities and amounts from across their
+/// whole range (checked at 10M events: every row group spanned nearly all of it). Their
+/// statistics cost two comparisons per value, 11 % of the writer's CPU for
+/// `rated_usage`; customer, subscription and product, which do prune, keep theirs.
+const UNPRUNABLE_COLUMNS: [&str; 3] = ["event_id", "quantity", "amount"];
+
 pub(crate) fn writer_properties() -> Result<WriterProperties> {
     let builder = DISTINCT_COLUMNS
         .iter()
         .fold(WriterProperties::builder(), |builder, column| {
             builder.set_column_dictionary_enabled(ColumnPath::from(*column), false)
         });
+    let builder = UNPRUNABLE_COLUMNS.iter().fold(builder, |builder, column| {
+        builder.set_column_statistics_enabled(ColumnPath::from(*column), EnabledStatistics::None)
+    });
     Ok(builder
         // Level 1: compressing `rated_usage` was a quarter of the rate stage's CPU at 3.
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
