@@ -27,6 +27,7 @@ up to about 10 %, as much as the difference between two scales' growth factors.
 import argparse
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -115,8 +116,6 @@ def svg(rows: list, path: Path) -> None:
     """
     engines = sorted({r["engine"] for r in rows}, key=lambda e: (not e.startswith("billrun"), e))
     colours = ["#d62728", "#1f77b4", "#2ca02c", "#7f7f7f", "#9467bd", "#ff7f0e", "#8c564b"]
-    import math
-
     w, h, pad = 420, 300, 60
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * w + 40}" height="{h + 40}" '
            'font-family="sans-serif" font-size="11">', '<rect width="100%" height="100%" fill="white"/>']
@@ -176,6 +175,7 @@ def main() -> None:
     p.add_argument("--no-check", action="store_true", help="skip the invoice comparison with the baselines")
     args = p.parse_args()
 
+    repeat = max(1, args.repeat)
     binaries = [b.split("=", 1) for b in args.binary] or [["billrun", str(ROOT / "target/release/billrun")]]
     work, results = Path(args.work), Path(args.results)
     work.mkdir(parents=True, exist_ok=True)
@@ -187,11 +187,11 @@ def main() -> None:
         data = work / f"data-{label(events)}"
         generate(binaries[0][1], events, customers, args.seed, data)
         runs = {name: [] for name, _ in binaries}
-        for attempt in range(max(1, args.repeat)):
+        for attempt in range(repeat):
             # Interleaved, so that a slow spell of the machine does not fall on one build.
             for name, binary in binaries:
                 out = work / f"out-{label(events)}-{name}"
-                print(f"[{label(events)}] {name} run {attempt + 1}/{max(1, args.repeat)} ...",
+                print(f"[{label(events)}] {name} run {attempt + 1}/{repeat} ...",
                       file=sys.stderr)
                 runs[name].append(bill(binary, data, out, args.period, args.run_arg))
         for name, _ in binaries:
@@ -276,8 +276,6 @@ def report(rows: list, binaries: list, results: Path) -> None:
 def growth(rows: list, names: list) -> list:
     """Markdown lines: how each build's wall time grows per doubling of the events,
     between consecutive scales: (t2 / t1) ** (1 / log2(n2 / n1)); 2.00 is linear."""
-    import math
-
     lines = []
     for name in names:
         pts = sorted((r["events"], r["wall_s"]) for r in rows if r["engine"] == name)
