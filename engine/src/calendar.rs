@@ -134,6 +134,11 @@ impl DateWindow {
     }
 }
 
+/// Days since 1970-01-01, as Arrow's `Date32` counts them.
+pub fn days_since_epoch(day: NaiveDate) -> i32 {
+    (day - NaiveDate::default()).num_days() as i32
+}
+
 /// The contract's billing window of `month` for billing day `billing_day`:
 /// `[YYYY-MM-d, next month's d)`. `billing_day = 1` is the calendar month.
 ///

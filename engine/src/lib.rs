@@ -69,7 +69,7 @@
 pub mod allocation;
 pub mod attribution;
 pub mod calendar;
-mod checked;
+pub mod checked;
 mod error;
 pub mod invoice;
 pub mod money;
@@ -81,7 +81,8 @@ pub use attribution::{
     attribute_period_charge, attribute_period_charge_arrow, attribute_period_charges_arrow_grouped,
 };
 pub use calendar::{
-    BillingMonth, DateWindow, ProrationSegment, billing_window, prorate_amount, prorate_flat_fee,
+    BillingMonth, DateWindow, ProrationSegment, billing_window, days_since_epoch, prorate_amount,
+    prorate_flat_fee,
 };
 pub use error::EngineError;
 pub use invoice::{

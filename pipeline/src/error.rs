@@ -43,14 +43,10 @@ pub enum PipelineError {
     #[error("dataset has no `{table}` table (expected files under `{table}/`)")]
     MissingTable { table: &'static str },
 
-    #[error(
-        "customer `{customer_id}` has tax_region `{tax_region}` but no tax rate is in force on {date}; add a row to tax_rates"
-    )]
-    NoTaxRate {
-        customer_id: String,
-        tax_region: String,
-        date: chrono::NaiveDate,
-    },
+    /// Invoicing, recognition or the ledger cannot go on (a region without a tax rate,
+    /// an overflow, a broken invariant).
+    #[error(transparent)]
+    Accounting(#[from] billrun_accounting::AccountingError),
 
     #[error("output directory `{}` exists and is not a billrun output (no manifest.json); refusing to replace it", path.display())]
     OutputNotOurs { path: PathBuf },

@@ -24,14 +24,11 @@ use parquet::arrow::ArrowWriter;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use billrun_schemas::Table;
+use billrun_schemas::{Reject, Table, rejects_batch};
 
 use crate::dataset::{Dataset, FileFormat, InputFile};
 use crate::error::{PipelineError, Result};
-use crate::load::{
-    CsvChunk, CsvChunks, DecodedFile, InputRecord, Reject, accept, decode_and_validate,
-    rejects_batch,
-};
+use crate::load::{CsvChunk, CsvChunks, DecodedFile, InputRecord, accept, decode_and_validate};
 use crate::progress::Progress;
 use crate::write::writer_properties;
 

@@ -30,18 +30,14 @@
 //! sort merged on one thread. The billing math is `billrun-engine`'s, pure and
 //! property-tested.
 
-pub mod catalog;
 pub mod dataset;
 pub mod error;
 pub mod import;
-pub mod invoice;
-pub mod journal;
 pub mod load;
 pub mod progress;
 pub mod query;
 pub mod rate;
 pub mod rating_order;
-pub mod revenue;
 pub mod run;
 pub mod scratch;
 pub mod write;

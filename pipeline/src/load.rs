@@ -11,11 +11,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray, StringBuilder, UInt64Array};
+use arrow::array::{ArrayRef, AsArray, RecordBatch, StringBuilder, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use billrun_schemas::outputs::OutputTable;
 use billrun_schemas::templates::{FILE_INDEX_COLUMN, ROW_NUMBER_COLUMN};
-use billrun_schemas::{RejectCode, Table, validate_batch};
+use billrun_schemas::{Reject, RejectCode, Table, validate_batch};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use parquet::arrow::ArrowWriter;
@@ -31,18 +30,6 @@ use crate::progress::Progress;
 
 /// Rows per batch handed to validation.
 const BATCH_ROWS: usize = 64 * 1024;
-
-/// A rejected input row (or whole-row problem found later, such as a duplicate).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reject {
-    pub table: Table,
-    pub source_file: String,
-    pub row_number: Option<u64>,
-    pub column: Option<String>,
-    pub code: RejectCode,
-    pub reason: String,
-    pub raw: String,
-}
 
 /// What the manifest records of one input file.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -513,35 +500,4 @@ fn join_fields(record: &csv::ByteRecord) -> String {
         .map(|f| String::from_utf8_lossy(f).into_owned())
         .collect::<Vec<_>>()
         .join(",")
-}
-
-/// The `rejects` table of `rejects`, in the order given.
-///
-/// # Errors
-/// Arrow errors (none for well-formed rejects).
-pub fn rejects_batch(rejects: &[Reject]) -> Result<RecordBatch> {
-    Ok(RecordBatch::try_new(
-        OutputTable::Rejects.schema(),
-        vec![
-            Arc::new(StringArray::from_iter_values(
-                rejects.iter().map(|r| &r.source_file),
-            )),
-            Arc::new(UInt64Array::from_iter(rejects.iter().map(|r| r.row_number))),
-            Arc::new(StringArray::from_iter(
-                rejects.iter().map(|r| r.column.as_deref()),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                rejects.iter().map(|r| &r.reason),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                rejects.iter().map(|r| &r.raw),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                rejects.iter().map(|r| r.table.name()),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                rejects.iter().map(|r| r.code.as_str()),
-            )),
-        ],
-    )?)
 }

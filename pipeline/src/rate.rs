@@ -32,9 +32,9 @@ use arrow::datatypes::{
     DataType, Decimal128Type, Field, FieldRef, Schema, SchemaRef, TimestampMicrosecondType,
     UInt32Type, UInt64Type,
 };
-use billrun_engine::{DateWindow, PlanVersion};
+use billrun_engine::{DateWindow, PlanVersion, days_since_epoch};
 use billrun_schemas::templates::{FILE_INDEX_COLUMN, ROW_NUMBER_COLUMN};
-use billrun_schemas::{QUANTITY_SCALE, RejectCode, RowRenderer, Table, quantity_type};
+use billrun_schemas::{QUANTITY_SCALE, Reject, RejectCode, RowRenderer, Table, quantity_type};
 use chrono::{NaiveDate, NaiveTime};
 use datafusion::common::{DataFusionError, JoinType};
 use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
@@ -45,10 +45,10 @@ use datafusion::prelude::{DataFrame, SessionContext, col};
 use futures::StreamExt;
 use rayon::slice::ParallelSliceMut;
 
-use crate::catalog::Catalog;
 use crate::error::{PipelineError, Result};
-use crate::load::{EVENT_HASH_COLUMN, Reject};
+use crate::load::EVENT_HASH_COLUMN;
 use crate::rating_order::{Buckets, Dealer, Limits, OrderedBucket, SharedHold, SubscriptionRanges};
+use billrun_accounting::catalog::{Catalog, Subscription};
 
 /// Why an event in the period was not priced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -382,11 +382,6 @@ fn segment_at(segments: &[ProductSegment], product: u32, micros: i64) -> Option<
         .filter(|s| s.product == product && micros < s.bounds.end)
 }
 
-/// Days since 1970-01-01, as Arrow's Date32 counts them.
-pub fn days_since_epoch(day: NaiveDate) -> i32 {
-    (day - NaiveDate::default()).num_days() as i32
-}
-
 /// One rating segment: `[start, end)` for one (customer, product).
 #[derive(Debug, Clone, PartialEq)]
 struct Segment {
@@ -412,7 +407,7 @@ fn rating_segments(catalog: &Catalog) -> Vec<Segment> {
         .enumerate()
         .map(|(i, id)| (id.as_str(), i as u32))
         .collect();
-    let mut by_pair: BTreeMap<(&str, &str), Vec<&crate::catalog::Subscription>> = BTreeMap::new();
+    let mut by_pair: BTreeMap<(&str, &str), Vec<&Subscription>> = BTreeMap::new();
     for s in catalog.subscriptions.values() {
         by_pair
             .entry((s.customer_id.as_str(), s.product_id.as_str()))

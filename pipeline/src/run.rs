@@ -21,19 +21,24 @@ use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::catalog::{Catalog, MasterTables, build_catalog};
-use crate::dataset::Dataset;
-use crate::error::{PipelineError, Result};
-use crate::invoice::{UsageTotals, build_invoices};
-use crate::journal::{
+use billrun_accounting::ValidatedRows;
+use billrun_accounting::catalog::{Catalog, MasterTables, build_catalog};
+use billrun_accounting::invoicing::{UsageTotals, build_invoices};
+use billrun_accounting::ledger::{
     GlChart, credit_memo_entries, hledger_journal, journal_batch, journal_csv, journal_entries,
     payment_entries, payments,
 };
-use crate::load::{InputRecord, LoadedTable, Reject, UsageSpill, load_table, rejects_batch};
+use billrun_accounting::recognition::{
+    AccountingTables, ConsumedUsage, ContractBook, RecognitionOptions,
+};
+use billrun_schemas::{Reject, rejects_batch};
+
+use crate::dataset::Dataset;
+use crate::error::{PipelineError, Result};
+use crate::load::{InputRecord, LoadedTable, UsageSpill, load_table};
 use crate::progress::Progress;
 use crate::rate::{self, AttributeCharge};
 use crate::rating_order::{self, RatingOrderStats};
-use crate::revenue::{AccountingTables, ConsumedUsage, ContractBook, RecognitionOptions};
 use crate::scratch::Scratch;
 use crate::write::{OutputRecord, Staging};
 
@@ -192,31 +197,31 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         .map(|t| std::mem::take(&mut t.event_hashes))
         .unwrap_or_default();
 
+    let rows = |table: Table| ValidatedRows::new(table, &loaded[&table].batches, &file_names);
     let master = MasterTables {
-        customers: &loaded[&Table::Customers],
-        products: &loaded[&Table::Products],
-        price_plans: &loaded[&Table::PricePlans],
-        subscriptions: &loaded[&Table::Subscriptions],
-        tax_rates: &loaded[&Table::TaxRates],
-        credit_memos: &loaded[&Table::CreditMemos],
+        customers: rows(Table::Customers),
+        products: rows(Table::Products),
+        price_plans: rows(Table::PricePlans),
+        subscriptions: rows(Table::Subscriptions),
+        tax_rates: rows(Table::TaxRates),
+        credit_memos: rows(Table::CreditMemos),
     };
-    let (catalog, catalog_rejects) = build_catalog(&master, &file_names);
-    let (chart, chart_rejects) = GlChart::build(&loaded[&Table::GlAccounts], &file_names);
+    let (catalog, catalog_rejects) = build_catalog(&master)?;
+    let (chart, chart_rejects) = GlChart::build(rows(Table::GlAccounts))?;
     let (contracts, mut contract_rejects) = ContractBook::build(
         &catalog,
         &AccountingTables {
-            orders: &loaded[&Table::Orders],
-            ssp: &loaded[&Table::Ssp],
-            rev_policies: &loaded[&Table::RevPolicies],
-            carve_rules: &loaded[&Table::CarveRules],
-            conditions: &loaded[&Table::Conditions],
-            modifications: &loaded[&Table::Modifications],
+            orders: rows(Table::Orders),
+            ssp: rows(Table::Ssp),
+            rev_policies: rows(Table::RevPolicies),
+            carve_rules: rows(Table::CarveRules),
+            conditions: rows(Table::Conditions),
+            modifications: rows(Table::Modifications),
         },
         &chart,
-        &file_names,
     );
     contract_rejects.extend(chart_rejects);
-    let (payments, payment_rejects) = payments(&catalog, &loaded[&Table::Payments], &file_names);
+    let (payments, payment_rejects) = payments(&catalog, rows(Table::Payments));
     let windows = customer_windows(&catalog, options.period)?;
     clock.lap("validate");
 
@@ -424,7 +429,7 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
     );
     outputs.push(staging.write_file(
         "journal.ledger",
-        hledger_journal(&entries, &header, &chart).as_bytes(),
+        hledger_journal(&entries, &header, &chart)?.as_bytes(),
     )?);
     let mut journal_csv_output = staging.write_file("journal.csv", &journal_csv(&journal)?)?;
     journal_csv_output.rows = journal.num_rows() as u64;

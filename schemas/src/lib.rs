@@ -12,6 +12,7 @@
 //!   that canonical shape, one column at a time, and reports every bad row with the column
 //!   and a reason instead of dropping it ([`RowReject`]).
 //! * [`outputs`] holds the Arrow schemas of the tables a bill run writes.
+//! * [`reject`] is a rejected row as the `rejects` table holds it, whichever stage found it.
 //!
 //! Money and quantities are `Decimal128`, never floats: inputs at scale
 //! [`QUANTITY_SCALE`], rated amounts at [`billrun_engine::AMOUNT_SCALE`], invoice money at
@@ -19,9 +20,11 @@
 
 pub mod docs;
 pub mod outputs;
+pub mod reject;
 pub mod templates;
 pub mod validate;
 
+pub use reject::{Reject, rejects_batch};
 pub use templates::{ColumnKind, ColumnSpec, Table};
 pub use validate::{
     RejectCode, RowReject, RowRenderer, TemplateError, ValidatedBatch, validate_batch,

@@ -1,0 +1,221 @@
+//! The catalog's builder: one pass per master table, in dependency order (customers and
+//! products before the plans and subscriptions that name them).
+
+use std::collections::HashSet;
+
+use billrun_engine::minor_units;
+use billrun_schemas::{Reject, RejectCode};
+use rust_decimal::Decimal;
+
+use super::{Catalog, CreditMemoEntry, Customer, Product, ProductKind, Subscription};
+use crate::error::{AccountingError, Result};
+use crate::reasons;
+use crate::rows::{RowView, ValidatedRows};
+
+#[derive(Debug, Default)]
+pub(super) struct Builder {
+    pub(super) catalog: Catalog,
+    pub(super) rejects: Vec<Reject>,
+}
+
+impl Builder {
+    pub(super) fn reject(
+        &mut self,
+        row: &RowView<'_>,
+        column: Option<&str>,
+        code: RejectCode,
+        reason: String,
+    ) {
+        self.rejects.push(row.reject(column, code, reason));
+    }
+
+    fn duplicate_key(&mut self, row: &RowView<'_>, key_column: &str, key: &str) {
+        self.reject(
+            row,
+            Some(key_column),
+            RejectCode::DuplicateKey,
+            reasons::appears_more_than_once(key_column, key),
+        );
+    }
+
+    pub(super) fn customers(&mut self, table: ValidatedRows<'_>) {
+        for row in table.iter() {
+            let id = row.req("customer_id");
+            if self.catalog.customers.contains_key(&id) {
+                self.duplicate_key(&row, "customer_id", &id);
+                continue;
+            }
+            let customer = Customer {
+                customer_id: id.clone(),
+                name: row.req("name"),
+                currency: row.req("currency"),
+                billing_day: row.int("billing_day").unwrap_or(1) as u32,
+                payment_terms_days: row.int("payment_terms_days").unwrap_or(30) as u32,
+                tax_region: row.text("tax_region"),
+                email: row.text("email"),
+            };
+            self.catalog.customers.insert(id, customer);
+        }
+    }
+
+    pub(super) fn products(&mut self, table: ValidatedRows<'_>) -> Result<()> {
+        for row in table.iter() {
+            let id = row.req("product_id");
+            if self.catalog.products.contains_key(&id) {
+                self.duplicate_key(&row, "product_id", &id);
+                continue;
+            }
+            let kind = row.req("kind");
+            let product = Product {
+                product_id: id.clone(),
+                name: row.req("name"),
+                kind: ProductKind::parse(&kind).ok_or_else(|| {
+                    AccountingError::Internal(format!(
+                        "product `{id}` has kind `{kind}`, which validation lets through"
+                    ))
+                })?,
+                revenue_account: row.text("revenue_account"),
+                ssp: row.decimal("ssp"),
+            };
+            self.catalog.products.insert(id, product);
+        }
+        Ok(())
+    }
+
+    pub(super) fn subscriptions(&mut self, table: ValidatedRows<'_>) {
+        for row in table.iter() {
+            let id = row.req("subscription_id");
+            if self.catalog.subscriptions.contains_key(&id) {
+                self.duplicate_key(&row, "subscription_id", &id);
+                continue;
+            }
+            let customer_id = row.req("customer_id");
+            if !self.catalog.customers.contains_key(&customer_id) {
+                self.reject(
+                    &row,
+                    Some("customer_id"),
+                    RejectCode::UnknownReference,
+                    reasons::not_in_or_rejected("customer", &customer_id, "customers"),
+                );
+                continue;
+            }
+            let plan_id = row.req("plan_id");
+            let Some(first_version) = self
+                .catalog
+                .versions_of(&plan_id)
+                .next()
+                .map(|(_, v)| v.clone())
+            else {
+                self.reject(
+                    &row,
+                    Some("plan_id"),
+                    RejectCode::UnknownReference,
+                    format!(
+                        "plan `{plan_id}` is not in price_plans (or all its versions were rejected)"
+                    ),
+                );
+                continue;
+            };
+            let start_date = row.date("start_date").unwrap_or_default();
+            let end_date = row.date("end_date");
+            if end_date.is_some_and(|end| end <= start_date) {
+                self.reject(
+                    &row,
+                    Some("end_date"),
+                    RejectCode::OutOfRange,
+                    "`end_date` must be after `start_date` (it is exclusive)".to_string(),
+                );
+                continue;
+            }
+            let min_commitment = row.decimal("min_commitment");
+            if let Some(reason) = min_commitment
+                .and_then(|m| too_many_minor_digits(m, &first_version.currency, "min_commitment"))
+            {
+                self.reject(
+                    &row,
+                    Some("min_commitment"),
+                    RejectCode::TooManyDecimals,
+                    reason,
+                );
+                continue;
+            }
+            let subscription = Subscription {
+                subscription_id: id.clone(),
+                customer_id,
+                plan_id,
+                product_id: first_version.product_id.clone(),
+                currency: first_version.currency.clone(),
+                start_date,
+                end_date,
+                seats: row.decimal("quantity").unwrap_or(Decimal::ONE),
+                discount_percent: row.decimal("discount_percent"),
+                min_commitment,
+            };
+            self.catalog.subscriptions.insert(id, subscription);
+        }
+    }
+
+    pub(super) fn tax_rates(&mut self, table: ValidatedRows<'_>) {
+        for row in table.iter() {
+            let region = row.req("tax_region");
+            let from = row.date("effective_from").unwrap_or_default();
+            let rate = row.decimal("rate").unwrap_or_default();
+            let rates = self.catalog.tax_rates.entry(region.clone()).or_default();
+            if rates.iter().any(|(f, _)| *f == from) {
+                self.duplicate_key(&row, "effective_from", &format!("{region} {from}"));
+                continue;
+            }
+            rates.push((from, rate));
+            rates.sort_by_key(|(f, _)| *f);
+        }
+    }
+
+    pub(super) fn credit_memos(&mut self, table: ValidatedRows<'_>) {
+        let mut seen = HashSet::new();
+        for row in table.iter() {
+            let id = row.req("credit_memo_id");
+            if !seen.insert(id.clone()) {
+                self.duplicate_key(&row, "credit_memo_id", &id);
+                continue;
+            }
+            let customer_id = row.req("customer_id");
+            if !self.catalog.customers.contains_key(&customer_id) {
+                self.reject(
+                    &row,
+                    Some("customer_id"),
+                    RejectCode::UnknownReference,
+                    reasons::not_in_or_rejected("customer", &customer_id, "customers"),
+                );
+                continue;
+            }
+            let currency = row.req("currency");
+            let amount = row.decimal("amount").unwrap_or_default();
+            if let Some(reason) = too_many_minor_digits(amount, &currency, "amount") {
+                self.reject(&row, Some("amount"), RejectCode::TooManyDecimals, reason);
+                continue;
+            }
+            self.catalog.credit_memos.push(CreditMemoEntry {
+                credit_memo_id: id,
+                customer_id,
+                currency,
+                amount,
+                issued_on: row.date("issued_on").unwrap_or_default(),
+            });
+        }
+        self.catalog.credit_memos.sort_by(|a, b| {
+            (a.issued_on, &a.credit_memo_id).cmp(&(b.issued_on, &b.credit_memo_id))
+        });
+    }
+}
+
+/// Money of an invoice currency may not be finer than the currency's minor unit: billrun
+/// would otherwise have to round it, silently changing what the customer is owed.
+fn too_many_minor_digits(amount: Decimal, currency: &str, column: &str) -> Option<String> {
+    let minor = minor_units(currency)?;
+    (amount.normalize().scale() > minor).then(|| {
+        format!(
+            "{} ({minor})",
+            reasons::more_decimals_than(column, amount, currency)
+        )
+    })
+}

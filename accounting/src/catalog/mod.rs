@@ -1,0 +1,196 @@
+//! Master data — customers, products, plan versions, subscriptions, tax rates and credit
+//! memos — checked across rows and tables.
+//!
+//! Master data is small (thousands of rows, not millions), so it lives in ordered maps:
+//! ordered so that everything derived from it (segments, invoices, journal) comes out in
+//! the same order on every run. Cross-row problems (a duplicate key, a plan version
+//! without a 0 tier, a subscription to an unknown plan) reject the rows at fault, with
+//! their file and row, exactly like cell problems do.
+
+mod build;
+mod plans;
+
+use std::collections::BTreeMap;
+
+use billrun_engine::PlanVersion;
+use billrun_schemas::Reject;
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+
+use crate::error::Result;
+use crate::rows::ValidatedRows;
+
+/// A customer of the catalog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Customer {
+    pub customer_id: String,
+    pub name: String,
+    pub currency: String,
+    pub billing_day: u32,
+    pub payment_terms_days: u32,
+    pub tax_region: Option<String>,
+    pub email: Option<String>,
+}
+
+/// A product of the catalog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Product {
+    pub product_id: String,
+    pub name: String,
+    pub kind: ProductKind,
+    pub revenue_account: Option<String>,
+    /// Standalone selling price per unit, in any currency (the `ssp` table, which is
+    /// per currency and effective-dated, takes precedence).
+    pub ssp: Option<Decimal>,
+}
+
+/// What a product is sold as (`products.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ProductKind {
+    /// Priced by rated usage events.
+    Usage,
+    /// A fee per billing period (a flat plan).
+    Recurring,
+    /// Sold once (contracts booked as orders).
+    OneTime,
+}
+
+impl ProductKind {
+    /// The kind as written in `products.kind`, or `None` for any other text.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "usage" => Some(ProductKind::Usage),
+            "recurring" => Some(ProductKind::Recurring),
+            "one_time" => Some(ProductKind::OneTime),
+            _ => None,
+        }
+    }
+
+    /// The kind as written in `products.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProductKind::Usage => "usage",
+            ProductKind::Recurring => "recurring",
+            ProductKind::OneTime => "one_time",
+        }
+    }
+}
+
+/// One effective-dated version of a price plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanVersionEntry {
+    pub plan_id: String,
+    pub product_id: String,
+    pub currency: String,
+    pub effective_from: NaiveDate,
+    /// Exclusive; the next version's `effective_from` when the file left it empty.
+    pub effective_to: Option<NaiveDate>,
+    pub version: PlanVersion,
+}
+
+impl PlanVersionEntry {
+    /// Whether this version is in force on `day`.
+    pub fn in_force_on(&self, day: NaiveDate) -> bool {
+        self.effective_from <= day && self.effective_to.is_none_or(|to| day < to)
+    }
+}
+
+/// A subscription (contract) of a customer to a plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subscription {
+    pub subscription_id: String,
+    pub customer_id: String,
+    pub plan_id: String,
+    /// The plan's product.
+    pub product_id: String,
+    /// The plan's currency.
+    pub currency: String,
+    pub start_date: NaiveDate,
+    /// Exclusive; `None` = open-ended.
+    pub end_date: Option<NaiveDate>,
+    /// Seats, for flat plans (default 1).
+    pub seats: Decimal,
+    pub discount_percent: Option<Decimal>,
+    pub min_commitment: Option<Decimal>,
+}
+
+/// A credit memo.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreditMemoEntry {
+    pub credit_memo_id: String,
+    pub customer_id: String,
+    pub currency: String,
+    pub amount: Decimal,
+    pub issued_on: NaiveDate,
+}
+
+/// All master data of a run, validated across rows and tables.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub customers: BTreeMap<String, Customer>,
+    pub products: BTreeMap<String, Product>,
+    /// Every valid plan version; its index is the `version_idx` used by rating.
+    pub plan_versions: Vec<PlanVersionEntry>,
+    /// plan_id → indices into `plan_versions`, by effective_from.
+    pub plans: BTreeMap<String, Vec<usize>>,
+    pub subscriptions: BTreeMap<String, Subscription>,
+    /// tax_region → (effective_from, rate), by effective_from.
+    pub tax_rates: BTreeMap<String, Vec<(NaiveDate, Decimal)>>,
+    /// By (issued_on, credit_memo_id): the order credits are applied in.
+    pub credit_memos: Vec<CreditMemoEntry>,
+}
+
+impl Catalog {
+    /// The rate of `region` in force on `day`, if any.
+    pub fn tax_rate(&self, region: &str, day: NaiveDate) -> Option<Decimal> {
+        self.tax_rates
+            .get(region)?
+            .iter()
+            .rev()
+            .find(|(from, _)| *from <= day)
+            .map(|(_, rate)| *rate)
+    }
+
+    /// The versions of `plan_id`, by effective_from.
+    pub fn versions_of<'a>(
+        &'a self,
+        plan_id: &str,
+    ) -> impl Iterator<Item = (usize, &'a PlanVersionEntry)> {
+        self.plans
+            .get(plan_id)
+            .into_iter()
+            .flatten()
+            .map(|&i| (i, &self.plan_versions[i]))
+    }
+
+    /// The version of `plan_id` in force on `day`.
+    pub fn version_on(&self, plan_id: &str, day: NaiveDate) -> Option<(usize, &PlanVersionEntry)> {
+        self.versions_of(plan_id).find(|(_, v)| v.in_force_on(day))
+    }
+}
+
+/// The validated master tables a catalog is built from.
+#[derive(Debug, Clone, Copy)]
+pub struct MasterTables<'a> {
+    pub customers: ValidatedRows<'a>,
+    pub products: ValidatedRows<'a>,
+    pub price_plans: ValidatedRows<'a>,
+    pub subscriptions: ValidatedRows<'a>,
+    pub tax_rates: ValidatedRows<'a>,
+    pub credit_memos: ValidatedRows<'a>,
+}
+
+/// Builds the catalog; rows that break a cross-row rule come back as rejects.
+///
+/// # Errors
+/// [`crate::AccountingError::Internal`] when a row breaks what validation guarantees.
+pub fn build_catalog(tables: &MasterTables<'_>) -> Result<(Catalog, Vec<Reject>)> {
+    let mut builder = build::Builder::default();
+    builder.customers(tables.customers);
+    builder.products(tables.products)?;
+    builder.price_plans(tables.price_plans);
+    builder.subscriptions(tables.subscriptions);
+    builder.tax_rates(tables.tax_rates);
+    builder.credit_memos(tables.credit_memos);
+    Ok((builder.catalog, builder.rejects))
+}

@@ -1,0 +1,67 @@
+//! Payments received (`payments`), checked across rows.
+
+use std::collections::BTreeSet;
+
+use billrun_engine::{minor_units, round_money};
+use billrun_schemas::{Reject, RejectCode};
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+
+use crate::catalog::Catalog;
+use crate::reasons;
+use crate::rows::ValidatedRows;
+
+/// A payment received, checked against the catalog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payment {
+    pub payment_id: String,
+    pub customer_id: String,
+    pub currency: String,
+    pub amount: Decimal,
+    pub paid_on: NaiveDate,
+}
+
+/// Checks `payments` across rows: a known customer, a unique id, an amount on the
+/// currency's minor unit. Bad rows come back as rejects.
+pub fn payments(catalog: &Catalog, table: ValidatedRows<'_>) -> (Vec<Payment>, Vec<Reject>) {
+    let mut out: Vec<Payment> = Vec::new();
+    let mut rejects = Vec::new();
+    let mut seen = BTreeSet::new();
+    for row in table.iter() {
+        let payment = Payment {
+            payment_id: row.req("payment_id"),
+            customer_id: row.req("customer_id"),
+            currency: row.req("currency"),
+            amount: row.decimal("amount").unwrap_or_default(),
+            paid_on: row.date("paid_on").unwrap_or_default(),
+        };
+        let problem = if !catalog.customers.contains_key(&payment.customer_id) {
+            Some((
+                "customer_id",
+                RejectCode::UnknownReference,
+                reasons::not_in("customer", &payment.customer_id, "customers"),
+            ))
+        } else if minor_units(&payment.currency)
+            .is_none_or(|m| round_money(payment.amount, m) != payment.amount)
+        {
+            Some((
+                "amount",
+                RejectCode::TooManyDecimals,
+                reasons::more_decimals_than("amount", payment.amount, &payment.currency),
+            ))
+        } else if !seen.insert(payment.payment_id.clone()) {
+            Some((
+                "payment_id",
+                RejectCode::DuplicateKey,
+                reasons::appears_more_than_once("payment_id", &payment.payment_id),
+            ))
+        } else {
+            None
+        };
+        match problem {
+            None => out.push(payment),
+            Some((column, code, reason)) => rejects.push(row.reject(Some(column), code, reason)),
+        }
+    }
+    (out, rejects)
+}
