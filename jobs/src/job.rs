@@ -39,63 +39,53 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 
 /// One step of a job, in the order the job file lists them.
-///
-/// Today one bill run (`billrun_pipeline::run_bill`) rates, invoices, allocates, carves,
-/// recognises and writes the journal and tables at once. So `invoice`, `carve`,
-/// `allocate`, `recognise` and `export` are accepted now, so that job files can already
-/// name the steps later issues split out, and are **satisfied by the bill run**: the
-/// first bill-run step in the list runs it, and the others are reported as done by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
     /// Sweep the inbox into the dataset (`billrun_pipeline::import::sweep`).
     Import,
-    /// The bill run: rating, invoicing, recognition, journal (`run_bill`).
+    /// The bill run (`billrun_pipeline::run_bill`): rating, invoicing, allocation and
+    /// carves, recognition, the journal and every output table, at once.
     Rate,
-    /// Satisfied by the bill run, for now.
-    Invoice,
-    /// Satisfied by the bill run, for now.
-    Carve,
-    /// Satisfied by the bill run, for now.
-    Allocate,
-    /// Satisfied by the bill run, for now.
-    Recognise,
-    /// Satisfied by the bill run, for now.
-    Export,
     /// Send the summary so far to the job's channels.
     Notify,
 }
 
+/// Names a job file may use for work the `rate` step does, and what to write instead.
+///
+/// Earlier job files could list these as steps and they silently did nothing of their
+/// own, so a job listing `carve` before `allocate` did not do what it said. Now they
+/// are refused with the way to get what was meant.
+const DONE_BY_RATE: [(&str, &str); 5] = [
+    ("invoice", "the `rate` step invoices"),
+    (
+        "carve",
+        "the `rate` step applies carves; to apply them before the SSP allocation set \
+         `carve_order = \"carve-then-allocate\"`",
+    ),
+    (
+        "allocate",
+        "the `rate` step allocates by SSP; the order of allocation and carves is \
+         `carve_order` (\"allocate-then-carve\" by default)",
+    ),
+    ("recognise", "the `rate` step recognises revenue"),
+    (
+        "export",
+        "the `rate` step writes every output table and the journal exports",
+    ),
+];
+
 impl Step {
     /// Every step, in the order a job would usually list them.
-    pub const ALL: [Step; 8] = [
-        Step::Import,
-        Step::Rate,
-        Step::Invoice,
-        Step::Carve,
-        Step::Allocate,
-        Step::Recognise,
-        Step::Export,
-        Step::Notify,
-    ];
+    pub const ALL: [Step; 3] = [Step::Import, Step::Rate, Step::Notify];
 
     /// The name used in job files.
     pub fn name(self) -> &'static str {
         match self {
             Step::Import => "import",
             Step::Rate => "rate",
-            Step::Invoice => "invoice",
-            Step::Carve => "carve",
-            Step::Allocate => "allocate",
-            Step::Recognise => "recognise",
-            Step::Export => "export",
             Step::Notify => "notify",
         }
-    }
-
-    /// Whether the bill run does this step today.
-    pub fn is_bill_run(self) -> bool {
-        !matches!(self, Step::Import | Step::Notify)
     }
 
     fn from_name(name: &str) -> Option<Step> {
@@ -399,13 +389,16 @@ pub fn parse_job(file: &Path, text: &str) -> Result<Job> {
     for (i, name) in raw.steps.iter().enumerate() {
         let key = format!("steps[{i}]");
         let step = Step::from_name(name).ok_or_else(|| {
-            invalid(
-                &key,
-                format!(
+            let why = match DONE_BY_RATE.iter().find(|(n, _)| n == name) {
+                Some((_, instead)) => {
+                    format!("`{name}` is not a step of its own: {instead}; list `rate` instead")
+                }
+                None => format!(
                     "unknown step `{name}` (known steps: {})",
                     Step::ALL.map(Step::name).join(", ")
                 ),
-            )
+            };
+            invalid(&key, why)
         })?;
         if steps.contains(&step) {
             return Err(invalid(&key, format!("step `{name}` is listed twice")));
@@ -429,7 +422,7 @@ pub fn parse_job(file: &Path, text: &str) -> Result<Job> {
         (None, false) => None,
     };
     let dataset = resolve_location(base, &raw.dataset, || invalid("dataset", "is empty".into()))?;
-    let out = match (&raw.out, steps.iter().any(|s| s.is_bill_run())) {
+    let out = match (&raw.out, steps.contains(&Step::Rate)) {
         (Some(o), _) => {
             if o.contains("://") {
                 return Err(invalid(
@@ -444,7 +437,7 @@ pub fn parse_job(file: &Path, text: &str) -> Result<Job> {
         (None, true) => {
             return Err(invalid(
                 "out",
-                "missing: a bill-run step (rate, invoice, ...) needs an output folder".into(),
+                "missing: the `rate` step needs an output folder".into(),
             ));
         }
         (None, false) => None,

@@ -143,7 +143,7 @@ impl RunPart {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StepLine {
     pub step: String,
-    /// `done`, `done_by_bill_run`, `failed` or `skipped`.
+    /// `done`, `failed` or `skipped`.
     pub status: String,
     pub detail: String,
 }

@@ -8,9 +8,6 @@
 //!   step `failed` without stopping the steps after it, since a notification is about the
 //!   job, not part of its data. When a step fails *after* the `notify` step, the summary
 //!   is sent again at the end so the failure is not kept quiet.
-//! - `invoice`, `carve`, `allocate`, `recognise` and `export` are done by today's bill
-//!   run: the first bill-run step of the list runs `run_bill`, the others are reported as
-//!   `done_by_bill_run`.
 //!
 //! **Re-running a job after a failure is safe**: the import is exactly-once (a file is
 //! known by its content hash, so one loaded before the failure is not loaded again), and a
@@ -38,8 +35,6 @@ use crate::notify::{
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     Done,
-    /// A bill-run step done by an earlier step's bill run.
-    DoneByBillRun,
     Failed,
     /// Not run because an earlier step failed.
     Skipped,
@@ -49,7 +44,6 @@ impl StepStatus {
     fn name(self) -> &'static str {
         match self {
             StepStatus::Done => "done",
-            StepStatus::DoneByBillRun => "done_by_bill_run",
             StepStatus::Failed => "failed",
             StepStatus::Skipped => "skipped",
         }
@@ -167,7 +161,6 @@ pub async fn run_job_with(job: &Job, today: NaiveDate, steps: &impl StepRunner) 
         manifest: None,
         notifications: Vec::new(),
     };
-    let mut bill_run_by: Option<Step> = None;
     // Whether the channels have heard about the failure, if there is one.
     let mut failure_told = true;
 
@@ -229,45 +222,38 @@ pub async fn run_job_with(job: &Job, today: NaiveDate, steps: &impl StepRunner) 
                 // A channel's failure does not stop the steps after it.
                 continue;
             }
-            bill_step => match bill_run_by {
-                Some(by) => (
-                    StepStatus::DoneByBillRun,
-                    format!("done by the bill run of step `{by}`"),
-                ),
-                None => {
-                    bill_run_by = Some(bill_step);
-                    // Checked on load: a job with a bill-run step has an output folder.
-                    let out = job.out_for(period).unwrap_or_default();
-                    let options = RunOptions {
-                        data: job.dataset.clone(),
-                        as_of: job.as_of,
-                        out: out.clone(),
-                        period,
-                        threads: None,
-                        carve_order: job.carve_order,
-                        memory_limit: None,
-                        progress: Progress::hidden(),
-                    };
-                    match steps.bill(options).await {
-                        Ok(manifest) => {
-                            let billed: Vec<String> = manifest
-                                .billed
-                                .iter()
-                                .map(|(c, t)| format!("{t} {c}"))
-                                .collect();
-                            let detail = format!(
-                                "bill run {period} -> {}: {} invoices ({})",
-                                out.display(),
-                                manifest.invoices,
-                                billed.join(", ")
-                            );
-                            report.manifest = Some(manifest);
-                            (StepStatus::Done, detail)
-                        }
-                        Err(e) => (StepStatus::Failed, e),
+            Step::Rate => {
+                // Checked on load: a job with a `rate` step has an output folder.
+                let out = job.out_for(period).unwrap_or_default();
+                let options = RunOptions {
+                    data: job.dataset.clone(),
+                    as_of: job.as_of,
+                    out: out.clone(),
+                    period,
+                    threads: None,
+                    carve_order: job.carve_order,
+                    memory_limit: None,
+                    progress: Progress::hidden(),
+                };
+                match steps.bill(options).await {
+                    Ok(manifest) => {
+                        let billed: Vec<String> = manifest
+                            .billed
+                            .iter()
+                            .map(|(c, t)| format!("{t} {c}"))
+                            .collect();
+                        let detail = format!(
+                            "bill run {period} -> {}: {} invoices ({})",
+                            out.display(),
+                            manifest.invoices,
+                            billed.join(", ")
+                        );
+                        report.manifest = Some(manifest);
+                        (StepStatus::Done, detail)
                     }
+                    Err(e) => (StepStatus::Failed, e),
                 }
-            },
+            }
         };
         if status == StepStatus::Failed {
             tracing::warn!(job = %job.name, step = %step, error = %detail, "step failed");

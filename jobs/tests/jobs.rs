@@ -120,7 +120,7 @@ out = "/srv/runs/{period}"
 period = "2026-10"
 schedule = "0 3 1 * *"
 carve_order = "carve-then-allocate"
-steps = ["import", "rate", "invoice", "export", "notify"]
+steps = ["import", "rate", "notify"]
 
 [[notify]]
 kind = "webhook"
@@ -147,16 +147,7 @@ starttls = false
         })
     );
     assert_eq!(job.carve_order, CarveOrder::CarveThenAllocate);
-    assert_eq!(
-        job.steps,
-        vec![
-            Step::Import,
-            Step::Rate,
-            Step::Invoice,
-            Step::Export,
-            Step::Notify
-        ]
-    );
+    assert_eq!(job.steps, vec![Step::Import, Step::Rate, Step::Notify]);
     assert!(job.mappings.is_empty());
     assert_eq!(
         job.notify[0].channel,
@@ -183,9 +174,48 @@ fn an_unknown_step_names_the_file_and_the_step() {
     let text = MINIMAL.replace(r#"steps = ["rate"]"#, r#"steps = ["rate", "frobnicate"]"#);
     assert_eq!(
         parse_err(&text),
-        "jobs/bad.toml: `steps[1]`: unknown step `frobnicate` (known steps: import, rate, \
-         invoice, carve, allocate, recognise, export, notify)"
+        "jobs/bad.toml: `steps[1]`: unknown step `frobnicate` (known steps: import, rate, notify)"
     );
+}
+
+/// Steps that were once accepted and did nothing of their own are refused, with the way
+/// to get what the job meant: a job listing `carve` before `allocate` would otherwise
+/// silently allocate first.
+#[test]
+fn steps_the_bill_run_does_are_refused_with_what_to_write_instead() {
+    let cases = [
+        (
+            r#"["rate", "carve", "allocate"]"#,
+            "jobs/bad.toml: `steps[1]`: `carve` is not a step of its own: the `rate` step applies \
+             carves; to apply them before the SSP allocation set \
+             `carve_order = \"carve-then-allocate\"`; list `rate` instead",
+        ),
+        (
+            r#"["rate", "allocate"]"#,
+            "jobs/bad.toml: `steps[1]`: `allocate` is not a step of its own: the `rate` step \
+             allocates by SSP; the order of allocation and carves is `carve_order` \
+             (\"allocate-then-carve\" by default); list `rate` instead",
+        ),
+        (
+            r#"["invoice"]"#,
+            "jobs/bad.toml: `steps[0]`: `invoice` is not a step of its own: the `rate` step \
+             invoices; list `rate` instead",
+        ),
+        (
+            r#"["rate", "recognise"]"#,
+            "jobs/bad.toml: `steps[1]`: `recognise` is not a step of its own: the `rate` step \
+             recognises revenue; list `rate` instead",
+        ),
+        (
+            r#"["rate", "export"]"#,
+            "jobs/bad.toml: `steps[1]`: `export` is not a step of its own: the `rate` step \
+             writes every output table and the journal exports; list `rate` instead",
+        ),
+    ];
+    for (steps, expected) in cases {
+        let text = MINIMAL.replace(r#"steps = ["rate"]"#, &format!("steps = {steps}"));
+        assert_eq!(parse_err(&text), expected, "{steps}");
+    }
 }
 
 #[test]
@@ -205,7 +235,7 @@ fn job_file_errors_name_the_file_the_key_and_the_problem() {
         ),
         (
             MINIMAL.replace("out = \"runs/{period}\"\n", ""),
-            "jobs/bad.toml: `out`: missing: a bill-run step (rate, invoice, ...) needs an output folder",
+            "jobs/bad.toml: `out`: missing: the `rate` step needs an output folder",
         ),
         (
             format!("{MINIMAL}period = \"2026-13\"\n"),
@@ -692,11 +722,7 @@ fn outbox_files(dir: &Path) -> Vec<PathBuf> {
 #[tokio::test]
 async fn a_failing_step_stops_the_later_ones_and_is_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let job = job_in(
-        dir.path(),
-        r#"["import", "rate", "invoice", "export", "notify"]"#,
-        "ds",
-    );
+    let job = job_in(dir.path(), r#"["import", "rate", "notify"]"#, "ds");
     let report = run_job_with(&job, date(2026, 11, 1), &FailingBill).await;
     let statuses: Vec<(Step, StepStatus)> =
         report.steps.iter().map(|s| (s.step, s.status)).collect();
@@ -705,8 +731,6 @@ async fn a_failing_step_stops_the_later_ones_and_is_reported() {
         vec![
             (Step::Import, StepStatus::Done),
             (Step::Rate, StepStatus::Failed),
-            (Step::Invoice, StepStatus::Skipped),
-            (Step::Export, StepStatus::Skipped),
             (Step::Notify, StepStatus::Done),
         ]
     );
@@ -714,7 +738,6 @@ async fn a_failing_step_stops_the_later_ones_and_is_reported() {
         report.steps[0].detail,
         "2 files loaded, 1 already loaded, 1 failed; 1240 rows loaded, 4 rejected"
     );
-    assert_eq!(report.steps[2].detail, "not run: step `rate` failed");
     assert_eq!(
         report.failed,
         Some((
@@ -738,7 +761,7 @@ async fn a_failing_step_stops_the_later_ones_and_is_reported() {
     );
     assert_eq!(json["import"]["files_failed"], 1);
     assert_eq!(json["import"]["rows_by_table"]["usage"]["loaded"], 1200);
-    assert_eq!(json["steps"][2]["status"], "skipped");
+    assert_eq!(json["steps"][1]["status"], "failed");
     let text = std::fs::read_to_string(&files[1]).unwrap();
     assert!(
         text.starts_with("billrun t: FAILED at step rate (2026-10)\n"),
@@ -755,6 +778,25 @@ async fn a_failing_step_stops_the_later_ones_and_is_reported() {
 }
 
 #[tokio::test]
+async fn the_steps_after_a_failed_one_are_skipped_but_notify_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = job_in(dir.path(), r#"["rate", "import", "notify"]"#, "ds");
+    let report = run_job_with(&job, date(2026, 11, 1), &FailingBill).await;
+    let statuses: Vec<(Step, StepStatus)> =
+        report.steps.iter().map(|s| (s.step, s.status)).collect();
+    assert_eq!(
+        statuses,
+        vec![
+            (Step::Rate, StepStatus::Failed),
+            (Step::Import, StepStatus::Skipped),
+            (Step::Notify, StepStatus::Done),
+        ]
+    );
+    assert_eq!(report.steps[1].detail, "not run: step `rate` failed");
+    assert!(report.import.is_none());
+}
+
+#[tokio::test]
 async fn a_failure_after_the_notify_step_is_still_told() {
     let dir = tempfile::tempdir().unwrap();
     let job = job_in(dir.path(), r#"["import", "notify", "rate"]"#, "ds");
@@ -768,17 +810,10 @@ async fn a_failure_after_the_notify_step_is_still_told() {
 #[tokio::test]
 async fn the_real_bill_run_on_a_missing_dataset_fails_the_rate_step() {
     let dir = tempfile::tempdir().unwrap();
-    let job = job_in(
-        dir.path(),
-        r#"["rate", "recognise", "notify"]"#,
-        "no-such-dataset",
-    );
+    let job = job_in(dir.path(), r#"["rate", "notify"]"#, "no-such-dataset");
     let report = run_job(&job, date(2026, 11, 1)).await;
     let statuses: Vec<StepStatus> = report.steps.iter().map(|s| s.status).collect();
-    assert_eq!(
-        statuses,
-        [StepStatus::Failed, StepStatus::Skipped, StepStatus::Done]
-    );
+    assert_eq!(statuses, [StepStatus::Failed, StepStatus::Done]);
     let (step, error) = report.failed.clone().unwrap();
     assert_eq!(step, Step::Rate);
     assert_eq!(
@@ -798,16 +833,11 @@ async fn the_real_bill_run_of_the_sample_bills_its_totals() {
     let sample = repo().join("data-samples/sample/input");
     let job = job_in(
         dir.path(),
-        r#"["rate", "invoice", "notify"]"#,
+        r#"["rate", "notify"]"#,
         sample.to_str().unwrap(),
     );
     let report = run_job(&job, date(2026, 11, 1)).await;
     assert!(report.succeeded(), "{:?}", report.steps);
-    assert_eq!(report.steps[1].status, StepStatus::DoneByBillRun);
-    assert_eq!(
-        report.steps[1].detail,
-        "done by the bill run of step `rate`"
-    );
     assert!(dir.path().join("runs/2026-10/manifest.json").exists());
     // The totals of data-samples/sample/expected/invoices.csv, per currency.
     let json: serde_json::Value =
@@ -845,7 +875,7 @@ async fn the_job_carve_order_reaches_the_bill_run() {
         format!(
             "name = \"carve\"\ninbox = \"inbox\"\ndataset = \"{}\"\nout = \"runs/{{period}}\"\n\
              period = \"2026-10\"\ncarve_order = \"carve-then-allocate\"\n\
-             steps = [\"rate\", \"carve\", \"recognise\"]\n",
+             steps = [\"rate\"]\n",
             revenue.display()
         ),
     )

@@ -68,6 +68,41 @@ pub fn format_rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
     rows
 }
 
+/// Asserts two tables (header first) hold the same rows in the same order; on a
+/// difference it names the table, the first differing row and its columns, instead of
+/// printing both tables whole.
+#[track_caller]
+pub fn assert_same_rows(table: &str, actual: &[Vec<String>], expected: &[Vec<String>]) {
+    let header = expected.first().cloned().unwrap_or_default();
+    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+        if a != e {
+            let columns: Vec<String> = (0..a.len().max(e.len()))
+                .filter(|&c| a.get(c) != e.get(c))
+                .map(|c| {
+                    format!(
+                        "{}: {:?} (expected {:?})",
+                        header.get(c).map_or("?", String::as_str),
+                        a.get(c),
+                        e.get(c)
+                    )
+                })
+                .collect();
+            panic!(
+                "{table}: row {i} differs in {}\n  actual:   {a:?}\n  expected: {e:?}",
+                columns.join(", ")
+            );
+        }
+    }
+    assert_eq!(
+        actual.len(),
+        expected.len(),
+        "{table}: {} rows, expected {} (the first {} agree)",
+        actual.len(),
+        expected.len(),
+        actual.len().min(expected.len())
+    );
+}
+
 pub fn read_csv(path: &Path) -> Vec<Vec<String>> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)

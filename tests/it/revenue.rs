@@ -10,7 +10,9 @@ use billrun_engine::CarveOrder;
 use rust_decimal::Decimal;
 use sha2::Digest;
 
-use crate::common::{bill_october, billrun, copy_dir, format_rows, hledger, money, read_csv, rows};
+use crate::common::{
+    assert_same_rows, bill_october, billrun, copy_dir, format_rows, hledger, money, read_csv, rows,
+};
 
 fn revenue_input() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data-samples/revenue/input")
@@ -93,9 +95,10 @@ fn allocations(out: &Path) -> Vec<Vec<String>> {
 
 #[test]
 fn allocate_then_carve_matches_the_hand_computed_contracts() {
-    assert_eq!(
-        allocations(&revenue_out()),
-        read_csv(&expected("revenue_allocations.csv"))
+    assert_same_rows(
+        "revenue_allocations.csv",
+        &allocations(&revenue_out()),
+        &read_csv(&expected("revenue_allocations.csv")),
     );
     assert_eq!(
         manifest_of(&revenue_out())["carve_order"],
@@ -109,9 +112,10 @@ fn carve_then_allocate_gives_what_that_order_implies() {
     let out = dir.path().join("out");
     run_revenue(&out, CarveOrder::CarveThenAllocate);
     let actual = allocations(&out);
-    assert_eq!(
-        actual,
-        read_csv(&expected("revenue_allocations_carve_then_allocate.csv"))
+    assert_same_rows(
+        "revenue_allocations_carve_then_allocate.csv",
+        &actual,
+        &read_csv(&expected("revenue_allocations_carve_then_allocate.csv")),
     );
     // The two orders really differ on the bundle: 720/280/200 against 740/275/185.
     assert_ne!(actual, allocations(&revenue_out()));
@@ -144,9 +148,10 @@ fn the_command_line_carve_order_reaches_the_allocations_and_the_manifest() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert_eq!(
-        allocations(&out),
-        read_csv(&expected("revenue_allocations_carve_then_allocate.csv"))
+    assert_same_rows(
+        "revenue_allocations_carve_then_allocate.csv",
+        &allocations(&out),
+        &read_csv(&expected("revenue_allocations_carve_then_allocate.csv")),
     );
     assert_eq!(manifest_of(&out)["carve_order"], "carve-then-allocate");
 }
@@ -166,9 +171,10 @@ fn revenue_schedule(out: &Path) -> Vec<Vec<String>> {
 
 #[test]
 fn revenue_schedule_matches_row_for_row() {
-    assert_eq!(
-        revenue_schedule(&revenue_out()),
-        read_csv(&expected("revenue_schedule.csv"))
+    assert_same_rows(
+        "revenue_schedule.csv",
+        &revenue_schedule(&revenue_out()),
+        &read_csv(&expected("revenue_schedule.csv")),
     );
 }
 
@@ -207,7 +213,11 @@ fn contract_billings_and_the_deferred_roll_forward_match() {
         3,
         &[5, 6, 7],
     );
-    assert_eq!(billings, read_csv(&expected("contract_billings.csv")));
+    assert_same_rows(
+        "contract_billings.csv",
+        &billings,
+        &read_csv(&expected("contract_billings.csv")),
+    );
     let roll_forward = money_rows(
         &out,
         "SELECT month, currency, account, opening, billed, recognised, closing \
@@ -215,7 +225,11 @@ fn contract_billings_and_the_deferred_roll_forward_match() {
         1,
         &[3, 4, 5, 6],
     );
-    assert_eq!(roll_forward, read_csv(&expected("deferred_revenue.csv")));
+    assert_same_rows(
+        "deferred_revenue.csv",
+        &roll_forward,
+        &read_csv(&expected("deferred_revenue.csv")),
+    );
 }
 
 #[test]
@@ -286,9 +300,10 @@ fn bad_contract_rows_are_rejected_with_file_row_and_reason() {
     assert_eq!(rejects[..3], contract_rejects[..]);
     assert_eq!(rejects[3..], conditions[..]);
     // Nothing else changes: not even K-USAGE's platform fee is held.
-    assert_eq!(
-        revenue_schedule(&out),
-        read_csv(&expected("revenue_schedule.csv"))
+    assert_same_rows(
+        "revenue_schedule.csv",
+        &revenue_schedule(&out),
+        &read_csv(&expected("revenue_schedule.csv")),
     );
 }
 

@@ -12,7 +12,7 @@ mod plans;
 
 use std::collections::BTreeMap;
 
-use billrun_engine::PlanVersion;
+use billrun_engine::{BillingMonth, DateWindow, PlanVersion, billing_window};
 use billrun_schemas::Reject;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -166,6 +166,22 @@ impl Catalog {
     /// The version of `plan_id` in force on `day`.
     pub fn version_on(&self, plan_id: &str, day: NaiveDate) -> Option<(usize, &PlanVersionEntry)> {
         self.versions_of(plan_id).find(|(_, v)| v.in_force_on(day))
+    }
+
+    /// Every customer's billing window for `period`, by customer id.
+    ///
+    /// # Errors
+    /// A window past the calendar's range.
+    pub fn billing_windows(&self, period: BillingMonth) -> Result<BTreeMap<String, DateWindow>> {
+        self.customers
+            .values()
+            .map(|c| {
+                Ok((
+                    c.customer_id.clone(),
+                    billing_window(period, c.billing_day)?,
+                ))
+            })
+            .collect()
     }
 }
 

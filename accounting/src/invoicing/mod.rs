@@ -55,6 +55,22 @@ pub struct Invoicing {
     pub open_credits: Vec<OpenCredit>,
 }
 
+impl Invoicing {
+    /// Σ invoice totals per currency (the manifest's `billed`), added with checked
+    /// arithmetic.
+    ///
+    /// # Errors
+    /// Overflow.
+    pub fn billed_by_currency(&self) -> Result<BTreeMap<String, Decimal>> {
+        let mut billed: BTreeMap<String, Decimal> = BTreeMap::new();
+        for invoice in &self.invoices {
+            let sum = billed.entry(invoice.currency.clone()).or_default();
+            *sum = billrun_engine::checked::add(*sum, invoice.composed.total, "billed total")?;
+        }
+        Ok(billed)
+    }
+}
+
 /// `INV-<YYYYMM>-<customer_id>-<currency>`: unique per customer, currency and period, and
 /// the same on every re-run.
 pub fn invoice_id(month: BillingMonth, customer_id: &str, currency: &str) -> String {

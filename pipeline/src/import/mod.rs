@@ -8,29 +8,28 @@
 //! reason file beside it. Files are identified by content hash, so a file dropped twice or
 //! a sweep killed half-way and run again loads every row exactly once.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
-use arrow::array::{ArrayRef, RecordBatch};
-use arrow::compute::{cast, concat_batches};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 use bytes::Bytes;
 use chrono::NaiveDate;
-use datafusion::datasource::MemTable;
-use datafusion::prelude::SessionContext;
-use parquet::arrow::ArrowWriter;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use billrun_schemas::{Reject, Table, rejects_batch};
+use billrun_schemas::{Table, rejects_batch};
 
-use crate::dataset::{Dataset, FileFormat, InputFile};
 use crate::error::{PipelineError, Result};
-use crate::load::{CsvChunk, CsvChunks, DecodedFile, InputRecord, accept, decode_and_validate};
 use crate::progress::Progress;
-use crate::write::writer_properties;
+use crate::read::decode_and_validate;
+use crate::store::dataset::{Dataset, FileFormat, InputFile};
+
+mod lock;
+mod mapped;
+mod summary;
+mod upsert;
+
+use lock::SweepLock;
+use mapped::decode_mapped;
+use upsert::{file_batches, file_schema, parquet_bytes, upsert};
 
 /// Maps an upstream export onto a template with a SQL `SELECT` over a table named
 /// `source` (the file's columns, as text).
@@ -119,70 +118,11 @@ pub async fn sweep(options: &ImportOptions) -> Result<ImportSummary> {
 
 /// Folders of the inbox a sweep never reads from.
 const PROCESSED: &str = "processed";
+
 const FAILED: &str = "failed";
+
 /// The lock and other bookkeeping of billrun in an inbox.
 const BOOKKEEPING: &str = "_billrun";
-/// A lock older than this is left by a sweep that died; it is broken.
-const LOCK_STALE_HOURS: i64 = 6;
-
-/// Holds the inbox for one sweep at a time: an object created only if absent.
-struct SweepLock {
-    location: object_store::path::Path,
-}
-
-impl SweepLock {
-    async fn acquire(inbox: &Dataset) -> Result<Self> {
-        let location = inbox.path(&format!("{BOOKKEEPING}/sweep.lock"))?;
-        let now = chrono::Utc::now();
-        let holder = format!(
-            "{{\"pid\": {}, \"host\": \"{}\", \"since\": \"{}\"}}",
-            std::process::id(),
-            hostname(),
-            now.to_rfc3339()
-        );
-        for _ in 0..2 {
-            if inbox
-                .put_new(&location, Bytes::from(holder.clone()))
-                .await?
-            {
-                return Ok(Self { location });
-            }
-            let held = inbox.get(&location).await.unwrap_or_default();
-            let held = String::from_utf8_lossy(&held).into_owned();
-            let since = held
-                .split("\"since\": \"")
-                .nth(1)
-                .and_then(|s| s.split('"').next())
-                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
-            match since {
-                Some(t)
-                    if now.signed_duration_since(t) > chrono::Duration::hours(LOCK_STALE_HOURS) =>
-                {
-                    tracing::warn!("breaking a stale inbox lock held since {t}: {held}");
-                    inbox.delete(&location).await?;
-                }
-                _ => {
-                    return Err(PipelineError::InboxLocked {
-                        inbox: inbox.location.clone(),
-                        holder: held,
-                    });
-                }
-            }
-        }
-        Err(PipelineError::InboxLocked {
-            inbox: inbox.location.clone(),
-            holder: "another sweep (the lock came back while breaking it)".into(),
-        })
-    }
-
-    async fn release(self, inbox: &Dataset) -> Result<()> {
-        inbox.delete(&self.location).await
-    }
-}
-
-fn hostname() -> String {
-    std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".to_string())
-}
 
 /// Aborts the process at a named point when `BILLRUN_FAILPOINT` names it: how the fault
 /// tests kill a sweep half-way. Unset in normal use.
@@ -479,247 +419,4 @@ fn stem(name: &str) -> String {
     let file = name.rsplit('/').next().unwrap_or(name);
     let stem = file.rsplit_once('.').map_or(file, |(s, _)| s);
     safe_name(stem)
-}
-
-/// The schema of the files billrun writes into a dataset: the template's columns with
-/// their canonical types (no provenance columns).
-fn file_schema(table: Table) -> SchemaRef {
-    Arc::new(Schema::new(
-        table
-            .columns()
-            .iter()
-            .map(|c| Field::new(c.name, c.kind.data_type(), !c.required))
-            .collect::<Vec<_>>(),
-    ))
-}
-
-/// Validated batches without their provenance columns.
-fn file_batches(table: Table, batches: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
-    let schema = file_schema(table);
-    batches
-        .iter()
-        .map(|b| {
-            let columns: Vec<ArrayRef> = table
-                .columns()
-                .iter()
-                .map(|c| {
-                    b.column_by_name(c.name).cloned().ok_or_else(|| {
-                        PipelineError::Internal(format!("validated {table} lacks {}", c.name))
-                    })
-                })
-                .collect::<Result<_>>()?;
-            Ok(RecordBatch::try_new(Arc::clone(&schema), columns)?)
-        })
-        .collect()
-}
-
-fn parquet_bytes(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Bytes> {
-    let mut writer =
-        ArrowWriter::try_new(Vec::new(), Arc::clone(schema), Some(writer_properties()?))?;
-    for b in batches {
-        writer.write(b)?;
-    }
-    Ok(Bytes::from(writer.into_inner()?))
-}
-
-/// Upserts master data: the rows of `incoming` replace every current row with the same
-/// key; the table becomes one file `<table>/<table>.parquet`, and the version it replaces
-/// is kept under `_history/<table>/`, named by the instant it was replaced at and the
-/// file's sequence in its sweep (so replacements order correctly, several in a day too).
-async fn upsert(
-    dataset: &Dataset,
-    table: Table,
-    incoming: Vec<RecordBatch>,
-    (now, seq): (chrono::DateTime<chrono::Utc>, u32),
-    short_sha: &str,
-) -> Result<()> {
-    let schema = file_schema(table);
-    let mut current: Vec<RecordBatch> = Vec::new();
-    let existing = dataset.table_files(table).await?;
-    for (index, file) in existing.iter().enumerate() {
-        let bytes = dataset.read(file).await?;
-        let decoded = decode_and_validate(file, bytes, index as u32)?;
-        current.extend(file_batches(table, &decoded.batches)?);
-    }
-    let replaced: BTreeSet<String> = keys(table, &incoming)?.into_iter().collect();
-    let mut kept: Vec<RecordBatch> = Vec::new();
-    for batch in &current {
-        let batch_keys = keys(table, std::slice::from_ref(batch))?;
-        let keep: arrow::array::BooleanArray = batch_keys
-            .iter()
-            .map(|k| Some(!replaced.contains(k)))
-            .collect();
-        kept.push(arrow::compute::filter_record_batch(batch, &keep)?);
-    }
-    kept.extend(incoming);
-    let merged = concat_batches(&schema, &kept)?;
-    if !current.is_empty() {
-        let history = dataset.path(&format!(
-            "_history/{}/{}",
-            table.name(),
-            crate::dataset::history_file_name(now, seq, short_sha)
-        ))?;
-        let previous = concat_batches(&schema, &current)?;
-        dataset
-            .put(&history, parquet_bytes(&schema, &[previous])?)
-            .await?;
-    }
-    let target_name = format!("{0}/{0}.parquet", table.name());
-    let target = dataset.path(&target_name)?;
-    dataset
-        .put(&target, parquet_bytes(&schema, &[merged])?)
-        .await?;
-    for file in existing {
-        if file.name != target_name {
-            dataset.delete(&file.location).await?;
-        }
-    }
-    Ok(())
-}
-
-/// Each row's key (its key columns rendered and joined), for upserts.
-fn keys(table: Table, batches: &[RecordBatch]) -> Result<Vec<String>> {
-    let options = FormatOptions::default();
-    let mut out = Vec::new();
-    for batch in batches {
-        let formatters = table
-            .key_columns()
-            .iter()
-            .map(|k| {
-                let column = batch.column_by_name(k).ok_or_else(|| {
-                    PipelineError::Internal(format!("{table} lacks key column {k}"))
-                })?;
-                Ok(ArrayFormatter::try_new(column.as_ref(), &options)?)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        for row in 0..batch.num_rows() {
-            let parts: Vec<String> = formatters
-                .iter()
-                .map(|f| f.value(row).to_string())
-                .collect();
-            out.push(parts.join("\u{1f}"));
-        }
-    }
-    Ok(out)
-}
-
-/// Reads an upstream export through its mapping: the file's rows as text in a table
-/// `source`, the mapping's SELECT over it, and the result validated as the template.
-/// Row numbers of rejects count the SELECT's output rows.
-async fn decode_mapped(file: &InputFile, bytes: &Bytes, mapping: &Mapping) -> Result<DecodedFile> {
-    if file.format != FileFormat::Csv {
-        return Err(PipelineError::UnreadableFile {
-            file: file.name.clone(),
-            format: "Parquet",
-            reason: format!("mapping `{}` reads CSV exports only", mapping.name),
-        });
-    }
-    let mut raw: Vec<RecordBatch> = Vec::new();
-    let mut out = DecodedFile::new(InputRecord {
-        table: file.table.name().to_string(),
-        file: file.name.clone(),
-        bytes: bytes.len() as u64,
-        sha256: hex::encode(Sha256::digest(bytes)),
-        rows: 0,
-        rows_rejected: 0,
-    });
-    let mut chunks = CsvChunks::new(file, bytes)?;
-    let mut line = 1_u64;
-    while let Some(chunk) = chunks.next_chunk()? {
-        match chunk {
-            CsvChunk::Rows(batch) => {
-                line += batch.num_rows() as u64;
-                raw.push(batch);
-            }
-            CsvChunk::Malformed { reason, raw } => {
-                out.rejects.push(Reject {
-                    table: file.table,
-                    source_file: file.name.clone(),
-                    row_number: Some(line),
-                    column: None,
-                    code: billrun_schemas::RejectCode::MalformedRow,
-                    reason,
-                    raw,
-                });
-                line += 1;
-            }
-        }
-    }
-    let Some(first) = raw.first() else {
-        return Ok(out);
-    };
-    let ctx = SessionContext::new();
-    ctx.register_table(
-        "source",
-        Arc::new(MemTable::try_new(first.schema(), vec![raw.clone()])?),
-    )?;
-    let mapped = ctx.sql(&mapping.sql).await?.collect().await?;
-    let mut next_row = 1_u64;
-    for batch in mapped {
-        // Validation reads text, as from a CSV: every mapped column is cast to Utf8.
-        let fields: Vec<Field> = batch
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| Field::new(f.name(), DataType::Utf8, true))
-            .collect();
-        let columns = batch
-            .columns()
-            .iter()
-            .map(|c| cast(c, &DataType::Utf8))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        let text = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
-        accept(file, 0, &text, &mut next_row, &mut out)?;
-    }
-    out.record.rows = next_row - 1;
-    Ok(out)
-}
-
-impl ImportSummary {
-    /// Files that failed as a whole.
-    pub fn failed_files(&self) -> usize {
-        self.files
-            .iter()
-            .filter(|f| f.status == FileStatus::Failed)
-            .count()
-    }
-
-    /// The summary as plain text, for the terminal and for mail.
-    pub fn render_text(&self) -> String {
-        let mut out = String::new();
-        let count = |s: FileStatus| self.files.iter().filter(|f| f.status == s).count();
-        let _ = writeln!(
-            out,
-            "import of {} into {}: {} files loaded, {} already loaded, {} failed",
-            self.inbox,
-            self.dataset,
-            count(FileStatus::Loaded),
-            count(FileStatus::AlreadyLoaded),
-            count(FileStatus::Failed)
-        );
-        for (table, (loaded, rejected)) in &self.rows_by_table {
-            let _ = writeln!(out, "  {table}: {loaded} rows loaded, {rejected} rejected");
-        }
-        for f in self.files.iter().filter(|f| f.status == FileStatus::Failed) {
-            let _ = writeln!(
-                out,
-                "  failed: {}: {}",
-                f.file,
-                f.reason.as_deref().unwrap_or_default()
-            );
-        }
-        if !self.top_reject_reasons.is_empty() {
-            let reasons: Vec<String> = self
-                .top_reject_reasons
-                .iter()
-                .map(|(r, n)| format!("{r} ({n})"))
-                .collect();
-            let _ = writeln!(
-                out,
-                "  most frequent reject reasons: {}",
-                reasons.join(", ")
-            );
-        }
-        out
-    }
 }

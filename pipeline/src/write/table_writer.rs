@@ -1,22 +1,9 @@
-//! Stage 7: write the run's tables, then publish them in one step.
-//!
-//! Everything is written under a hidden staging folder beside the output folder; only
-//! when every table, the journal and the manifest are complete is the staging folder
-//! renamed into place. A run killed half-way leaves at most a stray staging folder, never
-//! a half-written table where a reader looks.
-//!
-//! Files are byte-for-byte reproducible: rows arrive in a fixed order, are re-cut into
-//! fixed-size batches before the writer sees them, and the writer's properties (including
-//! `created_by`) are fixed.
-//!
-//! The columns of a row group are encoded and compressed in parallel (rayon), each by its
-//! own column writer fed the same slices in the same order as `ArrowWriter` would feed
-//! it, so the bytes are those `ArrowWriter` writes. Encoding `rated_usage` on one thread
-//! was the slowest step of a large run.
+//! The Parquet writer of every output table: fixed properties, fixed batch and row-group
+//! sizes, columns encoded in parallel.
 
 use std::fs::File;
-use std::io::{BufWriter, Read};
-use std::path::{Path, PathBuf};
+use std::io::BufWriter;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -29,27 +16,19 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 use rayon::iter::{IndexedParallelIterator, IntoParallelRefMutIterator, ParallelIterator};
-use sha2::{Digest, Sha256};
 
+use super::{OutputRecord, file_digest};
 use crate::error::{PipelineError, Result};
 
 /// Rows per batch handed to the Parquet writer; fixed so that page boundaries are too.
-const WRITE_BATCH_ROWS: usize = 8192;
+pub(super) const WRITE_BATCH_ROWS: usize = 8192;
+
 /// Rows per row group: a whole number of write batches, so no batch straddles two.
 const ROW_GROUP_ROWS: usize = 1024 * 1024;
+
 /// Write batches handed to the column writers at once: enough work per column to be
 /// worth a parallel task.
 const BATCHES_PER_TASK: usize = 16;
-
-/// What the manifest records of one output file.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct OutputRecord {
-    pub table: String,
-    pub file: String,
-    pub rows: u64,
-    pub bytes: u64,
-    pub sha256: String,
-}
 
 /// Columns whose values are (nearly) all distinct: a dictionary only costs the writer
 /// an interning pass over each row group before it falls back to plain encoding.
@@ -95,7 +74,7 @@ pub struct TableWriter {
 }
 
 /// A Parquet file whose row groups are encoded column by column in parallel.
-struct ParallelColumnWriter {
+pub(super) struct ParallelColumnWriter {
     file: SerializedFileWriter<BufWriter<File>>,
     factory: ArrowRowGroupWriterFactory,
     /// The column writers of the row group in progress.
@@ -107,7 +86,7 @@ struct ParallelColumnWriter {
 }
 
 impl ParallelColumnWriter {
-    fn new(file: File, schema: &SchemaRef) -> Result<Self> {
+    pub(super) fn new(file: File, schema: &SchemaRef) -> Result<Self> {
         // `ArrowWriter` builds the file's Parquet schema and its embedded Arrow schema.
         let writer = ArrowWriter::try_new(
             BufWriter::new(file),
@@ -199,6 +178,31 @@ impl std::fmt::Debug for TableWriter {
 }
 
 impl TableWriter {
+    /// A writer of `table` into a new file at `path` (`relative` to the staging
+    /// folder, as the manifest names it).
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub(super) fn create(
+        table: &str,
+        relative: String,
+        path: PathBuf,
+        schema: SchemaRef,
+    ) -> Result<Self> {
+        let file = File::create(&path)
+            .map_err(PipelineError::io(format!("creating {}", path.display())))?;
+        let writer = ParallelColumnWriter::new(file, &schema)?;
+        Ok(Self {
+            table: table.to_string(),
+            relative,
+            path,
+            coalescer: BatchCoalescer::new(Arc::clone(&schema), WRITE_BATCH_ROWS),
+            schema,
+            writer,
+            rows: 0,
+        })
+    }
+
     /// Writes a batch. Its columns must match the table's schema by position and type.
     ///
     /// # Errors
@@ -234,170 +238,4 @@ impl TableWriter {
             sha256,
         })
     }
-}
-
-/// SHA-256 and size of a file.
-///
-/// # Errors
-/// I/O errors.
-pub fn file_digest(path: &Path) -> Result<(u64, String)> {
-    let mut file =
-        File::open(path).map_err(PipelineError::io(format!("reading {}", path.display())))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = file
-            .read(&mut buffer)
-            .map_err(PipelineError::io(format!("reading {}", path.display())))?;
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
-        hasher.update(&buffer[..n]);
-    }
-    Ok((total, hex::encode(hasher.finalize())))
-}
-
-/// The staging folder of a run and where it will be published.
-#[derive(Debug)]
-pub struct Staging {
-    staging: PathBuf,
-    target: PathBuf,
-    published: bool,
-}
-
-impl Staging {
-    /// Creates a fresh staging folder beside `target`.
-    ///
-    /// # Errors
-    /// [`PipelineError::OutputNotOurs`] if `target` exists, is not empty and is not a
-    /// billrun output; I/O errors.
-    pub fn create(target: &Path) -> Result<Self> {
-        if target.exists() && !is_billrun_output(target) {
-            return Err(PipelineError::OutputNotOurs {
-                path: target.to_path_buf(),
-            });
-        }
-        let parent = target
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or_else(|| Path::new("."));
-        std::fs::create_dir_all(parent)
-            .map_err(PipelineError::io(format!("creating {}", parent.display())))?;
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "out".into());
-        let staging = parent.join(format!(".{name}.staging-{}", std::process::id()));
-        if staging.exists() {
-            std::fs::remove_dir_all(&staging)
-                .map_err(PipelineError::io(format!("clearing {}", staging.display())))?;
-        }
-        std::fs::create_dir_all(&staging)
-            .map_err(PipelineError::io(format!("creating {}", staging.display())))?;
-        Ok(Self {
-            staging,
-            target: target.to_path_buf(),
-            published: false,
-        })
-    }
-
-    /// The staging folder.
-    pub fn path(&self) -> &Path {
-        &self.staging
-    }
-
-    /// Opens a writer for `table`.
-    ///
-    /// # Errors
-    /// I/O errors.
-    pub fn table_writer(&self, table: &str, schema: SchemaRef) -> Result<TableWriter> {
-        let relative = format!("{table}/part-00000.parquet");
-        let dir = self.staging.join(table);
-        std::fs::create_dir_all(&dir)
-            .map_err(PipelineError::io(format!("creating {}", dir.display())))?;
-        let path = self.staging.join(&relative);
-        let file = File::create(&path)
-            .map_err(PipelineError::io(format!("creating {}", path.display())))?;
-        let writer = ParallelColumnWriter::new(file, &schema)?;
-        Ok(TableWriter {
-            table: table.to_string(),
-            relative,
-            path,
-            coalescer: BatchCoalescer::new(Arc::clone(&schema), WRITE_BATCH_ROWS),
-            schema,
-            writer,
-            rows: 0,
-        })
-    }
-
-    /// Writes a whole table from batches already in memory.
-    ///
-    /// # Errors
-    /// As [`TableWriter::write`].
-    pub fn write_table(
-        &self,
-        table: &str,
-        schema: SchemaRef,
-        batches: &[RecordBatch],
-    ) -> Result<OutputRecord> {
-        let mut writer = self.table_writer(table, schema)?;
-        for batch in batches {
-            writer.write(batch)?;
-        }
-        writer.finish()
-    }
-
-    /// Writes a non-table file (journal text, manifest).
-    ///
-    /// # Errors
-    /// I/O errors.
-    pub fn write_file(&self, relative: &str, contents: &[u8]) -> Result<OutputRecord> {
-        let path = self.staging.join(relative);
-        std::fs::write(&path, contents)
-            .map_err(PipelineError::io(format!("writing {}", path.display())))?;
-        let (bytes, sha256) = file_digest(&path)?;
-        Ok(OutputRecord {
-            table: relative.to_string(),
-            file: relative.to_string(),
-            rows: 0,
-            bytes,
-            sha256,
-        })
-    }
-
-    /// Moves the staging folder into place. A previous run's output is swapped out and
-    /// removed; readers see the old run or the new one, never a mix.
-    ///
-    /// # Errors
-    /// I/O errors.
-    pub fn publish(mut self) -> Result<PathBuf> {
-        let io = |what: &str| PipelineError::io(format!("{what} {}", self.target.display()));
-        if self.target.exists() {
-            let old = self.staging.with_extension("old");
-            std::fs::rename(&self.target, &old).map_err(io("moving aside"))?;
-            std::fs::rename(&self.staging, &self.target).map_err(io("publishing"))?;
-            std::fs::remove_dir_all(&old).map_err(io("removing the previous run of"))?;
-        } else {
-            std::fs::rename(&self.staging, &self.target).map_err(io("publishing"))?;
-        }
-        self.published = true;
-        Ok(self.target.clone())
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        // A failed run cleans up after itself; a killed one leaves only a hidden folder.
-        if !self.published {
-            let _ = std::fs::remove_dir_all(&self.staging);
-        }
-    }
-}
-
-/// Whether `dir` is empty or holds a billrun run (it has a manifest).
-fn is_billrun_output(dir: &Path) -> bool {
-    dir.join("manifest.json").is_file()
-        || std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
 }

@@ -38,7 +38,21 @@ use datafusion::prelude::{SessionContext, col};
 use serde::Serialize;
 
 use crate::error::{PipelineError, Result};
-use crate::scratch::Remover;
+use crate::store::scratch::Remover;
+
+/// The sort key of an event to rate: `subscription_idx` in the high 32 bits, the second
+/// of its timestamp in the low 32. One integer sorts far cheaper than (subscription, ts,
+/// event_id), which the sort would encode row by row and compare with `memcmp`; the
+/// events of a subscription that share a second are put in (ts, event_id) order
+/// afterwards, by [`StreamingAttribution`], which holds each subscription whole.
+pub const RATING_KEY: &str = "_rating_key";
+
+pub fn rating_key(subscription_idx: u32, micros: i64) -> u64 {
+    // Seconds outside u32 (before 1970, after 2106) clamp: the key then orders less
+    // finely, and the per-subscription reordering still puts every event in place.
+    let second = micros.div_euclid(1_000_000).clamp(0, i64::from(u32::MAX)) as u64;
+    (u64::from(subscription_idx) << 32) | second
+}
 
 /// Estimated bytes of one event to rate, held in memory (event id, timestamp, quantity,
 /// period start, plan dates, subscription, plan version and sort key): buckets are
@@ -485,7 +499,7 @@ pub async fn external_sort(
     let table = StreamingTable::try_new(schema, vec![Arc::new(events)])?;
     let sorted = ctx
         .read_table(Arc::new(table))?
-        .sort(vec![col(crate::rate::RATING_KEY).sort(true, false)])?;
+        .sort(vec![col(RATING_KEY).sort(true, false)])?;
     Ok(sorted.execute_stream().await?)
 }
 
@@ -557,7 +571,7 @@ pub fn in_rating_order(schema: &SchemaRef, parts: &[RecordBatch]) -> Result<Reco
     let mut order: Vec<(u64, u64)> = Vec::with_capacity(rows);
     let mut columns = Vec::with_capacity(parts.len());
     for (p, batch) in parts.iter().enumerate() {
-        let keys = column(batch, crate::rate::RATING_KEY)?.as_primitive::<UInt64Type>();
+        let keys = column(batch, RATING_KEY)?.as_primitive::<UInt64Type>();
         order.extend(
             keys.values()
                 .iter()
@@ -609,7 +623,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::scratch::Scratch;
+    use crate::store::scratch::Scratch;
 
     /// One event to rate: (subscription, ts in microseconds, event id).
     type Event = (u32, i64, String);
@@ -623,7 +637,7 @@ mod tests {
                 false,
             ),
             Field::new("subscription_idx", DataType::UInt32, false),
-            Field::new(crate::rate::RATING_KEY, DataType::UInt64, false),
+            Field::new(RATING_KEY, DataType::UInt64, false),
         ]))
     }
 
@@ -815,5 +829,20 @@ mod tests {
         let ids: Vec<&str> = ordered.iter().map(|e| e.2.as_str()).collect();
         assert_eq!(ids, ["z", "c", "a", "b", "a"]);
         assert_eq!(ordered[4].0, 1);
+    }
+}
+
+#[cfg(test)]
+mod rating_key_tests {
+    use super::*;
+
+    #[test]
+    fn the_rating_key_orders_by_subscription_then_second() {
+        let keys: Vec<u64> = [(0, 5_000_300), (0, 5_999_999), (1, 2_000_000), (2, -1)]
+            .into_iter()
+            .map(|(subscription, micros)| rating_key(subscription, micros))
+            .collect();
+        // Before 1970 clamps to second 0 of the subscription.
+        assert_eq!(keys, vec![5, 5, (1 << 32) | 2, 2 << 32]);
     }
 }

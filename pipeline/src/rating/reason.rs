@@ -1,0 +1,53 @@
+//! Why an event in the period was not priced.
+
+use std::hash::Hash;
+
+/// Why an event in the period was not priced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum UnratedReason {
+    NoActiveSubscription,
+    AmbiguousSubscription,
+    NoPlanVersion,
+    RecurringPlan,
+}
+
+impl UnratedReason {
+    /// The code written to `unrated.code`.
+    pub fn code(self) -> &'static str {
+        match self {
+            UnratedReason::NoActiveSubscription => "no_active_subscription",
+            UnratedReason::AmbiguousSubscription => "ambiguous_subscription",
+            UnratedReason::NoPlanVersion => "no_plan_version",
+            UnratedReason::RecurringPlan => "recurring_plan",
+        }
+    }
+
+    pub(super) fn from_code(code: &str) -> Option<Self> {
+        [
+            UnratedReason::NoActiveSubscription,
+            UnratedReason::AmbiguousSubscription,
+            UnratedReason::NoPlanVersion,
+            UnratedReason::RecurringPlan,
+        ]
+        .into_iter()
+        .find(|r| r.code() == code)
+    }
+
+    /// A sentence for `unrated.reason`.
+    pub fn describe(self, customer_id: &str, product_id: &str) -> String {
+        match self {
+            UnratedReason::NoActiveSubscription => format!(
+                "no subscription of customer `{customer_id}` to a plan for product `{product_id}` is active at this time"
+            ),
+            UnratedReason::AmbiguousSubscription => format!(
+                "customer `{customer_id}` has two or more subscriptions for product `{product_id}` active at this time"
+            ),
+            UnratedReason::NoPlanVersion => format!(
+                "the subscription's plan for product `{product_id}` has no version in force at this time"
+            ),
+            UnratedReason::RecurringPlan => format!(
+                "the subscription's plan for product `{product_id}` is a flat recurring plan; it does not price usage"
+            ),
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! Decoding one file (CSV in chunks, or Parquet) and validating its rows against the
+//! template: good rows as batches, bad rows as rejects.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, StringBuilder};
+use arrow::datatypes::{DataType, Field, Schema};
+use billrun_schemas::{Reject, RejectCode, validate_batch};
+use bytes::Bytes;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use sha2::{Digest, Sha256};
+
+use super::usage_spill::SpillSink;
+use super::{BATCH_ROWS, InputRecord};
+use crate::error::{PipelineError, Result};
+use crate::store::dataset::{FileFormat, InputFile};
+
+pub(crate) struct DecodedFile {
+    pub(crate) record: InputRecord,
+    pub(crate) batches: Vec<RecordBatch>,
+    pub(crate) rejects: Vec<Reject>,
+    pub(crate) good_rows: u64,
+    pub(super) spill: Option<SpillSink>,
+}
+
+impl DecodedFile {
+    pub(crate) fn new(record: InputRecord) -> Self {
+        Self {
+            record,
+            batches: Vec::new(),
+            rejects: Vec::new(),
+            good_rows: 0,
+            spill: None,
+        }
+    }
+}
+
+pub(crate) fn decode_and_validate(
+    file: &InputFile,
+    bytes: Bytes,
+    file_index: u32,
+) -> Result<DecodedFile> {
+    decode_into(file, bytes, file_index, None)
+}
+
+pub(super) fn decode_into(
+    file: &InputFile,
+    bytes: Bytes,
+    file_index: u32,
+    spill: Option<SpillSink>,
+) -> Result<DecodedFile> {
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let byte_count = bytes.len() as u64;
+    let mut out = DecodedFile::new(InputRecord {
+        table: file.table.name().to_string(),
+        file: file.name.clone(),
+        bytes: byte_count,
+        sha256,
+        rows: 0,
+        rows_rejected: 0,
+    });
+    out.spill = spill;
+    let mut next_row: u64 = 1;
+    match file.format {
+        FileFormat::Parquet => {
+            let unreadable = |e: parquet::errors::ParquetError| PipelineError::UnreadableFile {
+                file: file.name.clone(),
+                format: "Parquet",
+                reason: e.to_string(),
+            };
+            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+                .map_err(unreadable)?
+                .with_batch_size(BATCH_ROWS)
+                .build()
+                .map_err(unreadable)?;
+            for batch in reader {
+                let batch = batch.map_err(|e| PipelineError::UnreadableFile {
+                    file: file.name.clone(),
+                    format: "Parquet",
+                    reason: e.to_string(),
+                })?;
+                accept(file, file_index, &batch, &mut next_row, &mut out)?;
+            }
+        }
+        FileFormat::Csv => {
+            let mut csv = CsvChunks::new(file, &bytes)?;
+            while let Some(chunk) = csv.next_chunk()? {
+                match chunk {
+                    CsvChunk::Rows(batch) => {
+                        accept(file, file_index, &batch, &mut next_row, &mut out)?;
+                    }
+                    CsvChunk::Malformed { reason, raw } => {
+                        out.rejects.push(Reject {
+                            table: file.table,
+                            source_file: file.name.clone(),
+                            row_number: Some(next_row),
+                            column: None,
+                            code: RejectCode::MalformedRow,
+                            reason,
+                            raw,
+                        });
+                        next_row += 1;
+                    }
+                }
+            }
+        }
+    }
+    out.record.rows = next_row - 1;
+    out.record.rows_rejected = out.rejects.len() as u64;
+    Ok(out)
+}
+
+/// A run of consecutive well-formed rows (all Utf8), or one malformed line. Runs end at
+/// a malformed line so that row numbers stay exact.
+pub(crate) enum CsvChunk {
+    Rows(RecordBatch),
+    Malformed { reason: String, raw: String },
+}
+
+/// Validates one raw batch whose first row is data row `*next_row`, and moves the row
+/// counter past it.
+pub(crate) fn accept(
+    file: &InputFile,
+    file_index: u32,
+    raw: &RecordBatch,
+    next_row: &mut u64,
+    out: &mut DecodedFile,
+) -> Result<()> {
+    let validated = validate_batch(file.table, raw, file_index, *next_row).map_err(|source| {
+        PipelineError::Template {
+            file: file.name.clone(),
+            source,
+        }
+    })?;
+    for r in validated.rejects {
+        out.rejects.push(Reject {
+            table: file.table,
+            source_file: file.name.clone(),
+            row_number: Some(*next_row + r.row_index as u64),
+            column: r.column.map(str::to_string),
+            code: r.code,
+            reason: r.reason,
+            raw: r.raw,
+        });
+    }
+    *next_row += raw.num_rows() as u64;
+    out.good_rows += validated.batch.num_rows() as u64;
+    if validated.batch.num_rows() > 0 {
+        match out.spill.as_mut() {
+            Some(sink) => sink.write(&validated.batch)?,
+            None => out.batches.push(validated.batch),
+        }
+    }
+    Ok(())
+}
+
+/// Reads a CSV file in chunks of string columns, keeping malformed lines as rejects.
+pub(crate) struct CsvChunks<'a> {
+    reader: csv::Reader<&'a [u8]>,
+    schema: Arc<Schema>,
+    file: &'a InputFile,
+    pending: Option<CsvChunk>,
+    done: bool,
+}
+
+impl<'a> CsvChunks<'a> {
+    pub(crate) fn new(file: &'a InputFile, bytes: &'a Bytes) -> Result<Self> {
+        let data: &[u8] = bytes.as_ref();
+        let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .has_headers(true)
+            .from_reader(data);
+        let headers = reader
+            .byte_headers()
+            .map_err(|e| PipelineError::UnreadableFile {
+                file: file.name.clone(),
+                format: "CSV",
+                reason: e.to_string(),
+            })?
+            .clone();
+        let mut fields = Vec::with_capacity(headers.len());
+        for h in headers.iter() {
+            let name = std::str::from_utf8(h).map_err(|_| PipelineError::UnreadableFile {
+                file: file.name.clone(),
+                format: "CSV",
+                reason: "the header row is not valid UTF-8".to_string(),
+            })?;
+            fields.push(Field::new(name.trim(), DataType::Utf8, true));
+        }
+        Ok(Self {
+            reader,
+            schema: Arc::new(Schema::new(fields)),
+            file,
+            pending: None,
+            done: false,
+        })
+    }
+
+    pub(crate) fn next_chunk(&mut self) -> Result<Option<CsvChunk>> {
+        if let Some(pending) = self.pending.take() {
+            return Ok(Some(pending));
+        }
+        if self.done {
+            return Ok(None);
+        }
+        let width = self.schema.fields().len();
+        let mut builders: Vec<StringBuilder> = (0..width).map(|_| StringBuilder::new()).collect();
+        let mut rows = 0usize;
+        let mut record = csv::ByteRecord::new();
+        while rows < BATCH_ROWS {
+            match self.reader.read_byte_record(&mut record) {
+                Ok(false) => {
+                    self.done = true;
+                    break;
+                }
+                Ok(true) => {
+                    let problem = if record.len() != width {
+                        Some(format!(
+                            "row has {} fields, the header has {width}",
+                            record.len()
+                        ))
+                    } else if record.iter().any(|f| std::str::from_utf8(f).is_err()) {
+                        Some("row is not valid UTF-8".to_string())
+                    } else {
+                        None
+                    };
+                    if let Some(reason) = problem {
+                        let malformed = CsvChunk::Malformed {
+                            reason,
+                            raw: join_fields(&record),
+                        };
+                        if rows == 0 {
+                            return Ok(Some(malformed));
+                        }
+                        self.pending = Some(malformed);
+                        break;
+                    }
+                    for (builder, field) in builders.iter_mut().zip(record.iter()) {
+                        match std::str::from_utf8(field) {
+                            Ok("") | Err(_) => builder.append_null(),
+                            Ok(cell) => builder.append_value(cell),
+                        }
+                    }
+                    rows += 1;
+                }
+                Err(e) => {
+                    return Err(PipelineError::UnreadableFile {
+                        file: self.file.name.clone(),
+                        format: "CSV",
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        if rows == 0 {
+            return Ok(self.pending.take());
+        }
+        let columns: Vec<ArrayRef> = builders
+            .iter_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef)
+            .collect();
+        Ok(Some(CsvChunk::Rows(RecordBatch::try_new(
+            Arc::clone(&self.schema),
+            columns,
+        )?)))
+    }
+}
+
+fn join_fields(record: &csv::ByteRecord) -> String {
+    record
+        .iter()
+        .map(|f| String::from_utf8_lossy(f).into_owned())
+        .collect::<Vec<_>>()
+        .join(",")
+}
