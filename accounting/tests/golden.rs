@@ -14,7 +14,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use billrun_accounting::ValidatedRows;
-use billrun_accounting::catalog::{MasterTables, build_catalog};
+use billrun_accounting::catalog::{Catalog, MasterTables, build_catalog};
 use billrun_accounting::invoicing::{UsageTotals, build_invoices};
 use billrun_accounting::ledger::{GlChart, accounts, check_balanced, journal_entries};
 use billrun_accounting::recognition::{
@@ -122,6 +122,19 @@ fn rows<'a>(
     ValidatedRows::new(t.table, &t.batches, file_names)
 }
 
+fn catalog_of(loaded: &BTreeMap<Table, Loaded>, file_names: &[String]) -> (Catalog, Vec<Reject>) {
+    let r = |t| rows(loaded, file_names, t);
+    build_catalog(&MasterTables {
+        customers: r(Table::Customers),
+        products: r(Table::Products),
+        price_plans: r(Table::PricePlans),
+        subscriptions: r(Table::Subscriptions),
+        tax_rates: r(Table::TaxRates),
+        credit_memos: r(Table::CreditMemos),
+    })
+    .unwrap()
+}
+
 fn decimal(text: &str) -> Decimal {
     text.parse()
         .unwrap_or_else(|e| panic!("`{text}` is not a decimal: {e}"))
@@ -153,16 +166,7 @@ const MASTER: [Table; 6] = [
 fn the_sample_master_data_and_rated_totals_give_the_hand_checked_invoices() {
     let sample = repo().join("data-samples/sample");
     let (loaded, file_names) = load(&sample.join("input"), &MASTER);
-    let r = |t| rows(&loaded, &file_names, t);
-    let (catalog, catalog_rejects) = build_catalog(&MasterTables {
-        customers: r(Table::Customers),
-        products: r(Table::Products),
-        price_plans: r(Table::PricePlans),
-        subscriptions: r(Table::Subscriptions),
-        tax_rates: r(Table::TaxRates),
-        credit_memos: r(Table::CreditMemos),
-    })
-    .unwrap();
+    let (catalog, catalog_rejects) = catalog_of(&loaded, &file_names);
 
     // Rejects of master data: cell problems and rules across rows, exactly those of the
     // hand check (usage is rejected by the pipeline, not here).
@@ -318,15 +322,7 @@ const CONTRACT_TABLES: [Table; 14] = [
 fn allocations(carve_order: CarveOrder) -> Vec<Allocation> {
     let (loaded, file_names) = load(&repo().join("data-samples/revenue/input"), &CONTRACT_TABLES);
     let r = |t| rows(&loaded, &file_names, t);
-    let (catalog, _) = build_catalog(&MasterTables {
-        customers: r(Table::Customers),
-        products: r(Table::Products),
-        price_plans: r(Table::PricePlans),
-        subscriptions: r(Table::Subscriptions),
-        tax_rates: r(Table::TaxRates),
-        credit_memos: r(Table::CreditMemos),
-    })
-    .unwrap();
+    let (catalog, _) = catalog_of(&loaded, &file_names);
     let (chart, _) = GlChart::build(r(Table::GlAccounts)).unwrap();
     let (contracts, _) = ContractBook::build(
         &catalog,

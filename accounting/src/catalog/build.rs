@@ -29,6 +29,22 @@ impl Builder {
         self.rejects.push(row.reject(column, code, reason));
     }
 
+    /// The row's `customer_id` when it names a customer kept in the catalog; otherwise
+    /// the row is rejected.
+    fn known_customer(&mut self, row: &RowView<'_>) -> Option<String> {
+        let customer_id = row.req("customer_id");
+        if self.catalog.customers.contains_key(&customer_id) {
+            return Some(customer_id);
+        }
+        self.reject(
+            row,
+            Some("customer_id"),
+            RejectCode::UnknownReference,
+            reasons::not_in_or_rejected("customer", &customer_id, "customers"),
+        );
+        None
+    }
+
     fn duplicate_key(&mut self, row: &RowView<'_>, key_column: &str, key: &str) {
         self.reject(
             row,
@@ -89,16 +105,9 @@ impl Builder {
                 self.duplicate_key(&row, "subscription_id", &id);
                 continue;
             }
-            let customer_id = row.req("customer_id");
-            if !self.catalog.customers.contains_key(&customer_id) {
-                self.reject(
-                    &row,
-                    Some("customer_id"),
-                    RejectCode::UnknownReference,
-                    reasons::not_in_or_rejected("customer", &customer_id, "customers"),
-                );
+            let Some(customer_id) = self.known_customer(&row) else {
                 continue;
-            }
+            };
             let plan_id = row.req("plan_id");
             let Some(first_version) = self
                 .catalog
@@ -178,16 +187,9 @@ impl Builder {
                 self.duplicate_key(&row, "credit_memo_id", &id);
                 continue;
             }
-            let customer_id = row.req("customer_id");
-            if !self.catalog.customers.contains_key(&customer_id) {
-                self.reject(
-                    &row,
-                    Some("customer_id"),
-                    RejectCode::UnknownReference,
-                    reasons::not_in_or_rejected("customer", &customer_id, "customers"),
-                );
+            let Some(customer_id) = self.known_customer(&row) else {
                 continue;
-            }
+            };
             let currency = row.req("currency");
             let amount = row.decimal("amount").unwrap_or_default();
             if let Some(reason) = too_many_minor_digits(amount, &currency, "amount") {
