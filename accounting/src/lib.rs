@@ -13,9 +13,9 @@
 //! * [`ledger`]: balanced journal entries for invoices, credit memos, payments and
 //!   contracts, rendered as a table, as CSV and as an hledger journal.
 //!
-//! The books that carry state from one period to the next (receivables, payments
-//! applied, credits carried) belong here too: they are rules over rows and earlier
-//! postings, not I/O.
+//! * [`books`]: what carries from one period to the next, as rules: what is open on an
+//!   invoice and how old it is (`ar_aging`), payments and unapplied cash applied to open
+//!   invoices, customer credit used oldest first.
 //!
 //! # Why a crate of its own
 //!
@@ -30,6 +30,7 @@
 //! built in one place ([`rows::RowOrigin::reject`]) with reason texts written once
 //! ([`reasons`]).
 
+pub mod books;
 pub mod catalog;
 pub mod columns;
 mod error;

@@ -19,6 +19,8 @@ pub struct Payment {
     pub currency: String,
     pub amount: Decimal,
     pub paid_on: NaiveDate,
+    /// The invoice the payer named, if any.
+    pub invoice_id: Option<String>,
 }
 
 /// Checks `payments` across rows: a known customer, a unique id, an amount on the
@@ -34,6 +36,7 @@ pub fn payments(catalog: &Catalog, table: ValidatedRows<'_>) -> (Vec<Payment>, V
             currency: row.req("currency"),
             amount: row.decimal("amount").unwrap_or_default(),
             paid_on: row.date("paid_on").unwrap_or_default(),
+            invoice_id: row.text("invoice_id"),
         };
         let problem = if !catalog.customers.contains_key(&payment.customer_id) {
             Some((

@@ -1,0 +1,77 @@
+//! `ar_aging`: what each customer owes in each currency, by how long it is past due.
+
+use std::collections::BTreeMap;
+
+use billrun_engine::checked;
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+
+use super::receivables::Receivable;
+use crate::error::Result;
+
+/// One row of `ar_aging`: a customer and currency with something open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgingRow {
+    pub customer_id: String,
+    pub currency: String,
+    pub as_of: NaiveDate,
+    /// Open and not past due (days_past_due = 0).
+    pub current: Decimal,
+    pub past_due_1_30: Decimal,
+    pub past_due_31_60: Decimal,
+    pub past_due_61_90: Decimal,
+    pub past_due_over_90: Decimal,
+    /// Σ of the buckets.
+    pub total: Decimal,
+}
+
+impl AgingRow {
+    fn new(customer_id: &str, currency: &str, as_of: NaiveDate) -> Self {
+        Self {
+            customer_id: customer_id.to_string(),
+            currency: currency.to_string(),
+            as_of,
+            current: Decimal::ZERO,
+            past_due_1_30: Decimal::ZERO,
+            past_due_31_60: Decimal::ZERO,
+            past_due_61_90: Decimal::ZERO,
+            past_due_over_90: Decimal::ZERO,
+            total: Decimal::ZERO,
+        }
+    }
+
+    /// The bucket of an amount `days` past due.
+    fn bucket(&mut self, days: u32) -> &mut Decimal {
+        match days {
+            0 => &mut self.current,
+            1..=30 => &mut self.past_due_1_30,
+            31..=60 => &mut self.past_due_31_60,
+            61..=90 => &mut self.past_due_61_90,
+            _ => &mut self.past_due_over_90,
+        }
+    }
+}
+
+/// The aging of `receivables` as of `as_of`, one row per (customer, currency) with
+/// something open, in that order. Unapplied cash and credit are not netted: they are
+/// customer balances, not receivables.
+///
+/// # Errors
+/// Overflow.
+pub fn ar_aging(receivables: &[Receivable], as_of: NaiveDate) -> Result<Vec<AgingRow>> {
+    let mut rows: BTreeMap<(&str, &str), AgingRow> = BTreeMap::new();
+    for r in receivables {
+        let open = r.open()?;
+        if open.is_zero() {
+            continue;
+        }
+        let days = r.days_past_due(as_of)?;
+        let row = rows
+            .entry((r.customer_id.as_str(), r.currency.as_str()))
+            .or_insert_with(|| AgingRow::new(&r.customer_id, &r.currency, as_of));
+        let bucket = row.bucket(days);
+        *bucket = checked::add(*bucket, open, "aging bucket")?;
+        row.total = checked::add(row.total, open, "aging total")?;
+    }
+    Ok(rows.into_values().collect())
+}

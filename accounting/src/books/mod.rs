@@ -1,0 +1,26 @@
+//! The books' rules: what is open on each invoice, how old it is, and what paid or
+//! credited what (`DATA-CONTRACT.md`, "The books").
+//!
+//! These are pure functions over receivables and payments, so that a posting run, the
+//! `ar-aging` report and a property test all apply the same rules:
+//!
+//! * [`receivables`]: open = total − paid − credited, the status and days past due of an
+//!   invoice as of a day;
+//! * [`aging`]: receivables bucketed by days past due, one row per customer and currency;
+//! * [`cash`]: a payment applied to the invoice it names, then to the customer's open
+//!   invoices of its currency by due date, the rest left as unapplied cash; credit used
+//!   oldest first.
+//!
+//! Money is never created or destroyed here: what a payment or a credit brings is either
+//! applied to invoices or left over, to the cent, and no invoice is applied more than
+//! is open on it (property-tested in `tests/books_props.rs`).
+
+pub mod aging;
+pub mod cash;
+pub mod receivables;
+
+pub use aging::{AgingRow, ar_aging};
+pub use cash::{
+    Application, Credit, PaymentRejected, SourceKind, apply_cash, apply_credits, apply_payment,
+};
+pub use receivables::{Receivable, ReceivableStatus};
