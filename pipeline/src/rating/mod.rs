@@ -1,4 +1,5 @@
-//! Stages 3 and 4: deduplicate usage, then rate it, in one pass over the events.
+//! The `dedupe` and `rate` stages: usage deduplicated, then rated in one pass over the
+//! events.
 //!
 //! 1. [`dedupe`] drops later occurrences of an event id (rejects, with the file and row
 //!    of the first);

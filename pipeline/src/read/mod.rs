@@ -1,4 +1,4 @@
-//! Stage 1: read every file of a table and validate it against its template.
+//! The `read` stage: every file of a table read and validated against its template.
 //!
 //! Files are fetched concurrently but decoded on blocking threads and returned in
 //! file-name order, so "first occurrence" keeps meaning file order, then row order.

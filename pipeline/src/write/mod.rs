@@ -1,4 +1,4 @@
-//! Stage 7: write the run's tables, then publish them in one step.
+//! The `write` stage: the run's tables written, then published in one step.
 //!
 //! Everything is written under a hidden staging folder beside the output folder; only
 //! when every table, the journal and the manifest are complete is the staging folder
