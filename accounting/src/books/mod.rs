@@ -9,7 +9,9 @@
 //! * [`aging`]: receivables bucketed by days past due, one row per customer and currency;
 //! * [`cash`]: a payment applied to the invoice it names, then to the customer's open
 //!   invoices of its currency by due date, the rest left as unapplied cash; credit used
-//!   oldest first.
+//!   oldest first;
+//! * [`corrections`]: late usage as correction invoices (recomputed − posted, line by
+//!   line), and the gapless invoice numbers.
 //!
 //! Money is never created or destroyed here: what a payment or a credit brings is either
 //! applied to invoices or left over, to the cent, and no invoice is applied more than
@@ -17,10 +19,12 @@
 
 pub mod aging;
 pub mod cash;
+pub mod corrections;
 pub mod receivables;
 
 pub use aging::{AgingRow, ar_aging};
 pub use cash::{
     Application, Credit, PaymentRejected, SourceKind, apply_cash, apply_credits, apply_payment,
 };
+pub use corrections::{correction_id, correction_lines, number_invoices};
 pub use receivables::{Receivable, ReceivableStatus};
