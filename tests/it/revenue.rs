@@ -3,7 +3,7 @@
 //! (`data-samples/revenue/expected/compute.py`, exact fractions) and checked by hand
 //! (`HAND-CHECK.md` there), and the exported journal tied out with hledger.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use billrun_engine::CarveOrder;
@@ -413,6 +413,64 @@ fn hledger_balances(csv_text: &str) -> BTreeMap<String, BTreeMap<String, Decimal
         }
     }
     out
+}
+
+/// Every account of the journal declares an hledger type, so hledger's balance sheet
+/// (with equity) and income statement between them list every account: deferred
+/// revenue and credit memos used to drop out of both.
+#[test]
+fn hledger_reports_place_every_account_of_the_journal() {
+    let journal = revenue_out().join("journal.ledger");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let declared: BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("account "))
+        .map(|l| l.split("  ;").next().unwrap().to_string())
+        .collect();
+    assert!(
+        declared.contains("liabilities:deferred revenue"),
+        "{declared:?}"
+    );
+    let f = |s: &str| std::ffi::OsString::from(s);
+    let report = |name: &str| {
+        hledger(&[
+            &f("-f"),
+            journal.as_os_str(),
+            &f(name),
+            &f("--flat"),
+            &f("-E"),
+            &f("-O"),
+            &f("csv"),
+        ])
+    };
+    let (Some(balance_sheet), Some(income_statement)) =
+        (report("balancesheetequity"), report("incomestatement"))
+    else {
+        return;
+    };
+    let listed = |csv: &str| -> BTreeMap<String, String> {
+        csv.lines()
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.trim_matches('"').split("\",\"").collect();
+                (cells.len() == 2 && declared.contains(cells[0]))
+                    .then(|| (cells[0].to_string(), cells[1].to_string()))
+            })
+            .collect()
+    };
+    let (assets_and_liabilities, revenue) = (listed(&balance_sheet), listed(&income_statement));
+    let both: BTreeSet<String> = assets_and_liabilities
+        .keys()
+        .chain(revenue.keys())
+        .cloned()
+        .collect();
+    assert_eq!(both, declared);
+    // The roll-forward's USD closing of the default deferral account (see
+    // deferred_revenue.csv), and the credit memo issued in October.
+    assert_eq!(
+        assets_and_liabilities["liabilities:deferred revenue"],
+        "500.55 USD"
+    );
+    assert_eq!(revenue["revenue:credit memos"], "-3.00 USD");
 }
 
 #[test]

@@ -101,14 +101,18 @@ pub fn hledger_journal(entries: &[JournalEntry], header: &str, chart: &GlChart) 
         .collect();
     out.push('\n');
     for account in &accounts {
-        match chart.of(account) {
-            // hledger's account types: Asset, Liability, Equity, Revenue, eXpense.
-            Some(gl) => {
+        // hledger's account types: Asset, Liability, Equity, Revenue, eXpense. Every
+        // account declares one, so `balancesheet` and `incomestatement` leave none out.
+        match (chart.of(account), type_by_name(account)) {
+            (Some(gl), _) => {
                 let kind = gl.kind.hledger_code();
                 let name = gl.name.replace([',', ';'], " ");
                 let _ = writeln!(out, "account {account}  ; type:{kind}, gl:{name}");
             }
-            None => {
+            (None, Some(kind)) => {
+                let _ = writeln!(out, "account {account}  ; type:{kind}");
+            }
+            (None, None) => {
                 let _ = writeln!(out, "account {account}");
             }
         }
@@ -134,6 +138,21 @@ pub fn hledger_journal(entries: &[JournalEntry], header: &str, chart: &GlChart) 
         }
     }
     Ok(out)
+}
+
+/// The hledger type of an account outside the chart, from its top-level name as
+/// hledger itself would guess it (`assets`, `liabilities`, `equity`, `revenue` or
+/// `income`, `expenses`); `None` for a hierarchy under another name.
+fn type_by_name(account: &str) -> Option<char> {
+    let top = account.split(':').next().unwrap_or(account);
+    Some(match top {
+        "assets" | "asset" => 'A',
+        "liabilities" | "liability" | "debts" | "debt" => 'L',
+        "equity" => 'E',
+        "revenue" | "revenues" | "income" => 'R',
+        "expenses" | "expense" => 'X',
+        _ => return None,
+    })
 }
 
 fn format_amount(amount: Decimal, minor: usize) -> String {
