@@ -2,8 +2,8 @@
 //! paired invariant that no money is created or destroyed by applying it.
 
 use billrun_accounting::books::{
-    Credit, Receivable, ReceivableStatus, SourceKind, apply_cash, apply_credits, apply_payment,
-    ar_aging,
+    Application, Credit, Receivable, ReceivableStatus, SourceKind, apply_cash, apply_credits,
+    apply_payment, ar_aging, receivables_on,
 };
 use billrun_accounting::ledger::Payment;
 use chrono::NaiveDate;
@@ -210,6 +210,46 @@ fn aging_buckets_by_days_past_due_per_customer_and_currency() {
                 ]
             ),
         ]
+    );
+}
+
+#[test]
+fn aging_on_a_past_day_counts_only_what_was_issued_and_paid_before_it() {
+    let mut posted = vec![
+        invoice("I1", "C1", "USD", "2026-10-01", "100.00"),
+        invoice("I2", "C1", "USD", "2026-11-15", "60.00"),
+    ];
+    posted[1].issue_date = day("2026-11-01");
+    posted[0].paid = money("100.00"); // as the books hold it today
+    let applied = |source: &str, kind, invoice_id: &str, amount: &str, on: &str| Application {
+        source_id: source.into(),
+        source_kind: kind,
+        invoice_id: invoice_id.into(),
+        amount: money(amount),
+        applied_on: day(on),
+    };
+    let applications = [
+        applied("P1", SourceKind::Payment, "I1", "30.00", "2026-10-10"),
+        // Paid on the report's day: it counts from the next day on.
+        applied("P2", SourceKind::Payment, "I1", "50.00", "2026-10-20"),
+        applied("P2", SourceKind::UnappliedCash, "I1", "20.00", "2026-11-01"),
+        // A credit memo is a line inside I1's total: not paid again.
+        applied("CM-1", SourceKind::CreditMemo, "I1", "5.00", "2026-09-01"),
+    ];
+    let on = receivables_on(&posted, &applications, day("2026-10-20")).unwrap();
+    assert_eq!(on.len(), 1, "I2 was issued after the day");
+    assert_eq!(on[0].paid, money("30.00"));
+    let rows = ar_aging(&on, day("2026-10-20")).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].past_due_1_30, money("70.00"));
+    assert_eq!(rows[0].total, money("70.00"));
+    // On 2026-11-02 everything applied so far counts: I1 is paid, I2 is current.
+    let later = receivables_on(&posted, &applications, day("2026-11-02")).unwrap();
+    let rows = ar_aging(&later, day("2026-11-02")).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].current, rows[0].total),
+        (money("60.00"), money("60.00"))
     );
 }
 

@@ -6,6 +6,7 @@ use billrun_engine::checked;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
+use super::cash::{Application, SourceKind};
 use super::receivables::Receivable;
 use crate::error::Result;
 
@@ -74,4 +75,37 @@ pub fn ar_aging(receivables: &[Receivable], as_of: NaiveDate) -> Result<Vec<Agin
         row.total = checked::add(row.total, open, "aging total")?;
     }
     Ok(rows.into_values().collect())
+}
+
+/// The posted invoices as they stood at the start of `on`, for `billrun report ar-aging
+/// --on`: those issued on or before `on`, each paid by the payments and unapplied cash
+/// applied before `on`. Credit memos and notes are not counted again: they are `credit`
+/// lines inside an invoice's total, or (a credit note) its `credited`.
+///
+/// # Errors
+/// Overflow.
+pub fn receivables_on(
+    posted: &[Receivable],
+    applications: &[Application],
+    on: NaiveDate,
+) -> Result<Vec<Receivable>> {
+    let mut paid: BTreeMap<&str, Decimal> = BTreeMap::new();
+    for a in applications {
+        let cash = matches!(
+            a.source_kind,
+            SourceKind::Payment | SourceKind::UnappliedCash
+        );
+        if cash && a.applied_on < on {
+            let sum = paid.entry(a.invoice_id.as_str()).or_default();
+            *sum = checked::add(*sum, a.amount, "paid as of")?;
+        }
+    }
+    Ok(posted
+        .iter()
+        .filter(|r| r.issue_date <= on)
+        .map(|r| Receivable {
+            paid: paid.get(r.invoice_id.as_str()).copied().unwrap_or_default(),
+            ..r.clone()
+        })
+        .collect())
 }

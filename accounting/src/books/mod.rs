@@ -22,7 +22,7 @@ pub mod cash;
 pub mod corrections;
 pub mod receivables;
 
-pub use aging::{AgingRow, ar_aging};
+pub use aging::{AgingRow, ar_aging, receivables_on};
 pub use cash::{
     Application, Credit, PaymentRejected, SourceKind, apply_cash, apply_credits, apply_payment,
 };
