@@ -57,9 +57,7 @@ pub fn correction_lines(
         }
     }
     for line in posted.iter().filter(is_billed) {
-        let (amount, quantity) = sums
-            .get_mut(&key(line))
-            .expect("every posted key was added");
+        let (amount, quantity) = sums.entry(key(line)).or_insert((Decimal::ZERO, None));
         *amount = checked::add(*amount, line.amount, "posted line")?;
         if let Some(q) = line.quantity {
             *quantity = Some(checked::add(
