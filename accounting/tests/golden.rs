@@ -283,6 +283,35 @@ fn the_sample_master_data_and_rated_totals_give_the_hand_checked_invoices() {
         }
     }
     assert_eq!(receivable, by_currency);
+
+    // Revenue is accrued on the window's last day and moved to the receivable when the
+    // invoice is issued: per invoice, unbilled receivable comes back to zero, and what
+    // was accrued is the invoice's subtotal less its discount.
+    for i in &invoicing.invoices {
+        let of_invoice = entries.iter().filter(|e| e.source_id == i.invoice_id);
+        let mut unbilled = Decimal::ZERO;
+        let mut accrued = Decimal::ZERO;
+        for e in of_invoice {
+            for p in e
+                .postings
+                .iter()
+                .filter(|p| p.account == accounts::UNBILLED_RECEIVABLE)
+            {
+                unbilled += p.debit - p.credit;
+                if e.entry_id.starts_with("JE-ACR-") {
+                    assert_eq!(e.date, i.window.last_day(), "{}", e.entry_id);
+                    accrued += p.debit - p.credit;
+                }
+            }
+        }
+        assert_eq!(unbilled, Decimal::ZERO, "{}", i.invoice_id);
+        assert_eq!(
+            accrued,
+            i.composed.subtotal - i.composed.discount,
+            "{}",
+            i.invoice_id
+        );
+    }
 }
 
 /// An invoice's ids and dates, and its money by value (`0` equals `0.00`):

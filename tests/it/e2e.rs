@@ -532,6 +532,37 @@ fn a_folder_that_is_not_a_billrun_output_is_never_replaced() {
     );
 }
 
+/// Revenue lands in the month it was earned: accrued on the billing window's last day,
+/// so hledger's October revenue (credit memos aside) is the subtotal less discount of
+/// every invoice whose window ends in October, from the hand-checked `invoices.csv`:
+/// 991.28 USD, 128.18 EUR, 4525 JPY and 2.500 KWD (C010 and C019 bill windows ending
+/// on 2026-11-14 and count in November). Before, the invoices were booked on their
+/// issue date and October showed no billed revenue at all.
+#[test]
+fn hledger_reports_october_revenue_in_october() {
+    let journal = sample_out().join("journal.ledger");
+    let f = |s: &str| std::ffi::OsString::from(s);
+    let Some(text) = crate::common::hledger(&[
+        &f("-f"),
+        journal.as_os_str(),
+        &f("balance"),
+        &f("-p"),
+        &f("2026-10"),
+        &f("^revenue"),
+        &f("not:credit memos"),
+        &f("--flat"),
+        &f("-O"),
+        &f("csv"),
+    ]) else {
+        return;
+    };
+    let total = text.lines().last().unwrap_or_default();
+    assert_eq!(
+        total, r#""total","-128.18 EUR, -4525 JPY, -2.500 KWD, -991.28 USD""#,
+        "{text}"
+    );
+}
+
 /// `hledger check --strict` on the exported journal. CI installs hledger and sets
 /// `BILLRUN_REQUIRE_HLEDGER=1`, so there this test cannot pass by skipping.
 #[test]

@@ -12,85 +12,123 @@ use crate::catalog::Catalog;
 use crate::error::{AccountingError, Result};
 use crate::invoicing::InvoiceRecord;
 
-/// The journal entries of a period's invoices.
+/// The journal entries of a period's invoices, accrued as finance closes a month: the
+/// revenue of each billing window (charges less discounts) is booked on the window's
+/// last day against unbilled receivable (`JE-ACR-<invoice_id>`), and the invoice, on
+/// its issue date, moves that to the receivable with tax and credits
+/// (`JE-<invoice_id>`). So revenue lands in the month it was earned.
 ///
 /// # Errors
-/// [`AccountingError::Internal`] if an entry does not balance (a bug).
+/// [`AccountingError::Internal`] if an entry does not balance or has a negative side (a
+/// bug).
 pub fn journal_entries(catalog: &Catalog, invoices: &[InvoiceRecord]) -> Result<Vec<JournalEntry>> {
-    let mut entries = Vec::with_capacity(invoices.len());
+    let mut entries = Vec::with_capacity(2 * invoices.len());
     for invoice in invoices {
-        let mut postings: Vec<Posting> = Vec::new();
-        let mut post = |account: String, debit: Decimal, credit: Decimal| -> Result<()> {
-            if debit.is_zero() && credit.is_zero() {
-                return Ok(());
-            }
-            match postings.iter_mut().find(|p| p.account == account) {
-                Some(p) => {
-                    p.debit = checked::add(p.debit, debit, "invoice posting")?;
-                    p.credit = checked::add(p.credit, credit, "invoice posting")?;
-                }
-                None => postings.push(Posting {
-                    account,
-                    debit,
-                    credit,
-                }),
-            }
-            Ok(())
-        };
+        let window = format!("{}..{}", invoice.window.start, invoice.window.last_day());
+        let mut accrual = Postings::default();
+        let mut billing = Postings::default();
         let composed = &invoice.composed;
-        post(
-            accounts::RECEIVABLE.to_string(),
-            composed.total,
-            Decimal::ZERO,
-        )?;
+        billing.post(accounts::RECEIVABLE, composed.total, Decimal::ZERO)?;
+        let mut earned = Decimal::ZERO;
         for line in &composed.lines {
             let amount = line.amount;
             match line.kind {
                 LineKind::Usage | LineKind::Recurring | LineKind::Minimum => {
                     let product = line.product_id.as_deref().unwrap_or_default();
-                    post(revenue_account(catalog, product), Decimal::ZERO, amount)?;
+                    accrual.post(&revenue_account(catalog, product), Decimal::ZERO, amount)?;
+                    earned = checked::add(earned, amount, "revenue earned")?;
                 }
                 LineKind::Discount => {
-                    post(accounts::DISCOUNTS.to_string(), -amount, Decimal::ZERO)?;
+                    accrual.post(accounts::DISCOUNTS, -amount, Decimal::ZERO)?;
+                    earned = checked::add(earned, amount, "revenue earned")?;
                 }
-                LineKind::Tax => post(accounts::TAX_PAYABLE.to_string(), Decimal::ZERO, amount)?,
-                LineKind::Credit => post(
-                    accounts::CUSTOMER_CREDITS.to_string(),
-                    -amount,
-                    Decimal::ZERO,
-                )?,
+                LineKind::Tax => billing.post(accounts::TAX_PAYABLE, Decimal::ZERO, amount)?,
+                LineKind::Credit => {
+                    billing.post(accounts::CUSTOMER_CREDITS, -amount, Decimal::ZERO)?;
+                }
             }
         }
+        // Earned revenue is unbilled from the window's last day to the issue date.
+        let (debit, credit) = if earned.is_sign_negative() {
+            (Decimal::ZERO, -earned)
+        } else {
+            (earned, Decimal::ZERO)
+        };
+        accrual.post(accounts::UNBILLED_RECEIVABLE, debit, credit)?;
+        billing.post(accounts::UNBILLED_RECEIVABLE, credit, debit)?;
+        let accrued = accrual.finish(&format!(
+            "revenue accrued of invoice {}",
+            invoice.invoice_id
+        ))?;
+        if !accrued.is_empty() {
+            entries.push(JournalEntry {
+                entry_id: format!("JE-ACR-{}", invoice.invoice_id),
+                date: invoice.window.last_day(),
+                currency: invoice.currency.clone(),
+                source_id: invoice.invoice_id.clone(),
+                memo: format!(
+                    "revenue of {} earned {window}, invoiced by {}",
+                    invoice.customer_id, invoice.invoice_id
+                ),
+                postings: accrued,
+            });
+        }
+        let billed = billing.finish(&format!("of invoice {}", invoice.invoice_id))?;
+        if !billed.is_empty() {
+            entries.push(JournalEntry {
+                entry_id: format!("JE-{}", invoice.invoice_id),
+                date: invoice.issue_date,
+                currency: invoice.currency.clone(),
+                source_id: invoice.invoice_id.clone(),
+                memo: format!(
+                    "invoice {} to {} for {window}",
+                    invoice.invoice_id, invoice.customer_id
+                ),
+                postings: billed,
+            });
+        }
+    }
+    Ok(entries)
+}
+
+/// The postings of one entry, each account once, its debits and credits summed apart.
+#[derive(Debug, Default)]
+struct Postings(Vec<Posting>);
+
+impl Postings {
+    fn post(&mut self, account: &str, debit: Decimal, credit: Decimal) -> Result<()> {
+        if debit.is_zero() && credit.is_zero() {
+            return Ok(());
+        }
+        match self.0.iter_mut().find(|p| p.account == account) {
+            Some(p) => {
+                p.debit = checked::add(p.debit, debit, "invoice posting")?;
+                p.credit = checked::add(p.credit, credit, "invoice posting")?;
+            }
+            None => self.0.push(Posting {
+                account: account.to_string(),
+                debit,
+                credit,
+            }),
+        }
+        Ok(())
+    }
+
+    /// The postings, checked: no negative side, debits equal credits.
+    fn finish(self, what: &str) -> Result<Vec<Posting>> {
         // A posting can net to a negative side only if a line was negative where none may be.
-        if postings
+        if self
+            .0
             .iter()
             .any(|p| p.debit.is_sign_negative() || p.credit.is_sign_negative())
         {
             return Err(AccountingError::Internal(format!(
-                "invoice {} produced a negative posting",
-                invoice.invoice_id
+                "the entry {what} has a negative posting"
             )));
         }
-        check_balanced(&format!("of invoice {}", invoice.invoice_id), &postings)?;
-        if postings.is_empty() {
-            continue;
-        }
-        entries.push(JournalEntry {
-            entry_id: format!("JE-{}", invoice.invoice_id),
-            date: invoice.issue_date,
-            currency: invoice.currency.clone(),
-            source_id: invoice.invoice_id.clone(),
-            memo: format!(
-                "invoice {} to {} for {}..{}",
-                invoice.invoice_id,
-                invoice.customer_id,
-                invoice.window.start,
-                invoice.window.last_day()
-            ),
-            postings,
-        });
+        check_balanced(what, &self.0)?;
+        Ok(self.0)
     }
-    Ok(entries)
 }
 
 /// One entry per payment received in `[from, to)`: cash debited, receivable credited.

@@ -28,6 +28,9 @@ use crate::error::{AccountingError, Result};
 /// Accounts billrun posts to besides revenue.
 pub mod accounts {
     pub const RECEIVABLE: &str = "assets:receivable";
+    /// Revenue earned in a billing window and not invoiced yet: debited on the window's
+    /// last day, credited when the invoice is issued.
+    pub const UNBILLED_RECEIVABLE: &str = "assets:unbilled receivable";
     pub const DISCOUNTS: &str = "revenue:discounts";
     pub const TAX_PAYABLE: &str = "liabilities:tax payable";
     pub const CUSTOMER_CREDITS: &str = "liabilities:customer credits";
