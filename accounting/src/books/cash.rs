@@ -68,6 +68,18 @@ pub struct Credit {
     pub remaining: Decimal,
 }
 
+/// The positions of the `items` that `keep` keeps, in (date, id) order as `key` gives
+/// them: the order in which money is applied to them (`str` compares as bytes).
+fn positions_in_order<T>(
+    items: &[T],
+    keep: impl Fn(&T) -> bool,
+    key: impl Fn(&T) -> (NaiveDate, &str),
+) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..items.len()).filter(|&i| keep(&items[i])).collect();
+    order.sort_by(|&a, &b| key(&items[a]).cmp(&key(&items[b])));
+    order
+}
+
 /// Applies `amount` of `source_id` to `invoice`, up to what is open on it; returns the
 /// application, if any money moved, and what is left of `amount`.
 fn apply_to(
@@ -111,15 +123,11 @@ pub fn apply_cash(
     amount: Decimal,
     applied_on: NaiveDate,
 ) -> Result<(Vec<Application>, Decimal)> {
-    let mut order: Vec<usize> = (0..receivables.len())
-        .filter(|&i| {
-            receivables[i].customer_id == customer_id && receivables[i].currency == currency
-        })
-        .collect();
-    order.sort_by(|&a, &b| {
-        let (a, b) = (&receivables[a], &receivables[b]);
-        (a.due_date, a.invoice_id.as_bytes()).cmp(&(b.due_date, b.invoice_id.as_bytes()))
-    });
+    let order = positions_in_order(
+        receivables,
+        |r| r.customer_id == customer_id && r.currency == currency,
+        |r| (r.due_date, r.invoice_id.as_str()),
+    );
     let mut applications = Vec::new();
     let mut rest = amount;
     for i in order {
@@ -201,16 +209,11 @@ pub fn apply_credits(
     currency: &str,
     due: Decimal,
 ) -> Result<Vec<(String, SourceKind, Decimal)>> {
-    let mut order: Vec<usize> = (0..credits.len())
-        .filter(|&i| {
-            let c = &credits[i];
-            c.customer_id == customer_id && c.currency == currency && c.remaining > Decimal::ZERO
-        })
-        .collect();
-    order.sort_by(|&a, &b| {
-        let (a, b) = (&credits[a], &credits[b]);
-        (a.issued_on, a.credit_id.as_bytes()).cmp(&(b.issued_on, b.credit_id.as_bytes()))
-    });
+    let order = positions_in_order(
+        credits,
+        |c| c.customer_id == customer_id && c.currency == currency && c.remaining > Decimal::ZERO,
+        |c| (c.issued_on, c.credit_id.as_str()),
+    );
     let mut used = Vec::new();
     let mut left = due;
     for i in order {
