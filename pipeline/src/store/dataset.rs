@@ -171,6 +171,18 @@ impl Dataset {
         })
     }
 
+    /// A dataset at `root` of an object store already built (an `InMemory` store in
+    /// tests, or a store configured by an embedding program); `location` names it in
+    /// messages and the manifest.
+    pub fn in_store(store: Arc<dyn ObjectStore>, root: &str, location: &str) -> Self {
+        Self {
+            store,
+            root: Path::from(root),
+            location: location.to_string(),
+            as_of: None,
+        }
+    }
+
     /// This dataset read as it was at `at` (see the module's documentation).
     #[must_use]
     pub fn as_of(mut self, at: DateTime<Utc>) -> Self {
@@ -609,5 +621,91 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    /// A dataset in an `InMemory` store holding `files` (name, content).
+    async fn in_memory(files: &[(&str, &str)]) -> Dataset {
+        let dataset = Dataset::in_store(
+            Arc::new(object_store::memory::InMemory::new()),
+            "ds",
+            "memory:///ds",
+        );
+        for (name, content) in files {
+            let at = dataset.path(name).unwrap();
+            dataset
+                .put(&at, Bytes::from(content.to_string()))
+                .await
+                .unwrap();
+        }
+        dataset
+    }
+
+    #[tokio::test]
+    async fn an_in_memory_dataset_lists_its_tables_and_creates_objects_only_once() {
+        let dataset = in_memory(&[
+            ("usage/2026-10-b.csv", "event_id\n"),
+            ("usage/2026-10-a.parquet", "PAR1"),
+            ("usage/_SUCCESS", ""),
+            ("customers/customers.csv", "customer_id\n"),
+        ])
+        .await;
+        let names: Vec<String> = dataset
+            .table_files(Table::Usage)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(names, ["usage/2026-10-a.parquet", "usage/2026-10-b.csv"]);
+        assert!(dataset.table_files(Table::Orders).await.unwrap().is_empty());
+        // `put_new` is a create-only put: what the sweep lock relies on.
+        let lock = dataset.path("_billrun/sweep.lock").unwrap();
+        assert!(dataset.put_new(&lock, Bytes::from("first")).await.unwrap());
+        assert!(!dataset.put_new(&lock, Bytes::from("second")).await.unwrap());
+        assert_eq!(dataset.get(&lock).await.unwrap(), Bytes::from("first"));
+        // An unknown extension is an error naming the file, not a file skipped.
+        let notes = dataset.path("usage/notes.txt").unwrap();
+        dataset.put(&notes, Bytes::from("x")).await.unwrap();
+        let error = dataset.table_files(Table::Usage).await.unwrap_err();
+        assert!(error.to_string().contains("usage/notes.txt"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_dataset_as_of_an_instant_keeps_the_usage_files_loaded_by_then() {
+        let sha = |c: char| c.to_string().repeat(64);
+        let record = |c: char, at: &str| {
+            format!(
+                r#"{{"table": "usage", "sha256": "{}", "loaded_at": "{at}"}}"#,
+                sha(c)
+            )
+        };
+        let early = format!("usage/oct-{}.csv", &sha('a')[..16]);
+        let late = format!("usage/nov-{}.csv", &sha('b')[..16]);
+        let dataset = in_memory(&[
+            (early.as_str(), "event_id\n"),
+            (late.as_str(), "event_id\n"),
+            (
+                &format!("_imports/{}.json", sha('a')),
+                &record('a', "2026-11-01T02:00:00Z"),
+            ),
+            (
+                &format!("_imports/{}.json", sha('b')),
+                &record('b', "2026-11-02T02:00:00Z"),
+            ),
+        ])
+        .await;
+        let at = parse_instant("2026-11-01T12:00:00Z").unwrap();
+        let names: Vec<String> = dataset
+            .clone()
+            .as_of(at)
+            .table_files(Table::Usage)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(names, [early]);
+        // As it is now, both.
+        assert_eq!(dataset.table_files(Table::Usage).await.unwrap().len(), 2);
     }
 }
