@@ -719,15 +719,18 @@ fn outbox_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Each step of `report` with what it came to, in order.
+fn statuses(report: &billrun_jobs::JobReport) -> Vec<(Step, StepStatus)> {
+    report.steps.iter().map(|s| (s.step, s.status)).collect()
+}
+
 #[tokio::test]
 async fn a_failing_step_stops_the_later_ones_and_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let job = job_in(dir.path(), r#"["import", "rate", "notify"]"#, "ds");
     let report = run_job_with(&job, date(2026, 11, 1), &FailingBill).await;
-    let statuses: Vec<(Step, StepStatus)> =
-        report.steps.iter().map(|s| (s.step, s.status)).collect();
     assert_eq!(
-        statuses,
+        statuses(&report),
         vec![
             (Step::Import, StepStatus::Done),
             (Step::Rate, StepStatus::Failed),
@@ -782,10 +785,8 @@ async fn the_steps_after_a_failed_one_are_skipped_but_notify_runs() {
     let dir = tempfile::tempdir().unwrap();
     let job = job_in(dir.path(), r#"["rate", "import", "notify"]"#, "ds");
     let report = run_job_with(&job, date(2026, 11, 1), &FailingBill).await;
-    let statuses: Vec<(Step, StepStatus)> =
-        report.steps.iter().map(|s| (s.step, s.status)).collect();
     assert_eq!(
-        statuses,
+        statuses(&report),
         vec![
             (Step::Rate, StepStatus::Failed),
             (Step::Import, StepStatus::Skipped),
