@@ -296,3 +296,101 @@ proptest! {
         }
     }
 }
+
+/// The books' tables carry the contract's columns, in its order, and a receivable's
+/// derived columns as the rules give them.
+#[test]
+fn the_books_tables_have_the_contract_columns() {
+    use arrow::array::{AsArray, Int32Array, Int64Array};
+    use billrun_accounting::books::{applications_batch, ar_aging_batch, receivables_batch};
+    let names = |b: &arrow::array::RecordBatch| -> Vec<String> {
+        b.schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
+    };
+    let as_of = day("2026-11-01");
+    let mut partly = invoice("INV-1", "C1", "USD", "2026-10-01", "100.00");
+    partly.paid = money("40.00");
+    let receivables = receivables_batch(
+        &[
+            (partly.clone(), Some(7)),
+            (invoice("INV-2", "C1", "USD", "2026-12-01", "5.00"), None),
+        ],
+        as_of,
+    )
+    .unwrap();
+    assert_eq!(
+        names(&receivables),
+        [
+            "invoice_id",
+            "invoice_number",
+            "customer_id",
+            "currency",
+            "issue_date",
+            "due_date",
+            "total",
+            "paid",
+            "credited",
+            "open",
+            "status",
+            "days_past_due"
+        ]
+    );
+    let numbers: &Int64Array = receivables.column(1).as_primitive();
+    assert_eq!(numbers.iter().collect::<Vec<_>>(), [Some(7), None]);
+    let status: Vec<&str> = receivables
+        .column(10)
+        .as_string::<i32>()
+        .iter()
+        .map(Option::unwrap)
+        .collect();
+    assert_eq!(status, ["partially_paid", "open"]);
+    let days: &Int32Array = receivables.column(11).as_primitive();
+    assert_eq!(days.values().to_vec(), [31, 0]);
+    let open = receivables
+        .column(9)
+        .as_primitive::<arrow::datatypes::Decimal128Type>();
+    // 60.00 at the money scale of 4.
+    assert_eq!(open.value(0), 600_000);
+
+    let aging = ar_aging_batch(&ar_aging(&[partly], as_of).unwrap()).unwrap();
+    assert_eq!(
+        names(&aging),
+        [
+            "customer_id",
+            "currency",
+            "as_of",
+            "current",
+            "past_due_1_30",
+            "past_due_31_60",
+            "past_due_61_90",
+            "past_due_over_90",
+            "total"
+        ]
+    );
+    assert_eq!(aging.num_rows(), 1);
+    let applications = applications_batch(&[Application {
+        source_id: "P1".into(),
+        source_kind: SourceKind::UnappliedCash,
+        invoice_id: "INV-1".into(),
+        amount: money("40.00"),
+        applied_on: as_of,
+    }])
+    .unwrap();
+    assert_eq!(
+        names(&applications),
+        [
+            "source_id",
+            "source_kind",
+            "invoice_id",
+            "amount",
+            "applied_on"
+        ]
+    );
+    assert_eq!(
+        applications.column(1).as_string::<i32>().value(0),
+        "unapplied_cash"
+    );
+}

@@ -24,11 +24,18 @@ pub enum OutputTable {
     ContractBillings,
     DeferredRevenue,
     RevenueWaterfall,
+    /// The books (`--books`): every invoice posted or still open, with what is open.
+    Receivables,
+    /// The books: what is open per customer and currency, by days past due.
+    ArAging,
+    /// The books: what paid or credited what.
+    Applications,
 }
 
 impl OutputTable {
-    /// Every output table, in the order a run writes them.
-    pub const ALL: [OutputTable; 12] = [
+    /// Every output table, in the order a run writes them; the last three only with
+    /// `--books` ([`OutputTable::BOOKS`]).
+    pub const ALL: [OutputTable; 15] = [
         OutputTable::RatedUsage,
         OutputTable::InvoiceLines,
         OutputTable::Invoices,
@@ -41,6 +48,16 @@ impl OutputTable {
         OutputTable::ContractBillings,
         OutputTable::DeferredRevenue,
         OutputTable::RevenueWaterfall,
+        OutputTable::Receivables,
+        OutputTable::ArAging,
+        OutputTable::Applications,
+    ];
+
+    /// The tables of the books, written by a run with `--books`.
+    pub const BOOKS: [OutputTable; 3] = [
+        OutputTable::Receivables,
+        OutputTable::ArAging,
+        OutputTable::Applications,
     ];
 
     /// The table's name: its folder in the output directory and its name in SQL.
@@ -58,6 +75,9 @@ impl OutputTable {
             OutputTable::ContractBillings => "contract_billings",
             OutputTable::DeferredRevenue => "deferred_revenue",
             OutputTable::RevenueWaterfall => "revenue_waterfall",
+            OutputTable::Receivables => "receivables",
+            OutputTable::ArAging => "ar_aging",
+            OutputTable::Applications => "applications",
         }
     }
 
@@ -110,6 +130,39 @@ impl OutputTable {
                 money("credits"),
                 money("tax"),
                 money("total"),
+            ],
+            OutputTable::Receivables => vec![
+                text("invoice_id"),
+                // Empty on invoices a `--preview` has not posted.
+                Field::new("invoice_number", DataType::Int64, true),
+                text("customer_id"),
+                text("currency"),
+                date("issue_date"),
+                date("due_date"),
+                money("total"),
+                money("paid"),
+                money("credited"),
+                money("open"),
+                text("status"),
+                Field::new("days_past_due", DataType::Int32, false),
+            ],
+            OutputTable::ArAging => vec![
+                text("customer_id"),
+                text("currency"),
+                date("as_of"),
+                money("current"),
+                money("past_due_1_30"),
+                money("past_due_31_60"),
+                money("past_due_61_90"),
+                money("past_due_over_90"),
+                money("total"),
+            ],
+            OutputTable::Applications => vec![
+                text("source_id"),
+                text("source_kind"),
+                text("invoice_id"),
+                money("amount"),
+                date("applied_on"),
             ],
             OutputTable::OpenCredits => vec![
                 text("credit_memo_id"),

@@ -11,7 +11,8 @@
 //!   invoices of its currency by due date, the rest left as unapplied cash; credit used
 //!   oldest first;
 //! * [`corrections`]: late usage as correction invoices (recomputed − posted, line by
-//!   line), and the gapless invoice numbers.
+//!   line), and the gapless invoice numbers;
+//! * [`tables`]: `receivables`, `ar_aging` and `applications` as Arrow.
 //!
 //! Money is never created or destroyed here: what a payment or a credit brings is either
 //! applied to invoices or left over, to the cent, and no invoice is applied more than
@@ -21,6 +22,7 @@ pub mod aging;
 pub mod cash;
 pub mod corrections;
 pub mod receivables;
+pub mod tables;
 
 pub use aging::{AgingRow, ar_aging, receivables_on};
 pub use cash::{
@@ -28,3 +30,4 @@ pub use cash::{
 };
 pub use corrections::{correction_id, correction_lines, number_invoices};
 pub use receivables::{Receivable, ReceivableStatus};
+pub use tables::{applications_batch, ar_aging_batch, receivables_batch};
