@@ -640,6 +640,12 @@ mod tests {
         dataset
     }
 
+    /// The names of the usage files `dataset` reads.
+    async fn usage_files(dataset: &Dataset) -> Vec<String> {
+        let files = dataset.table_files(Table::Usage).await.unwrap();
+        files.into_iter().map(|f| f.name).collect()
+    }
+
     #[tokio::test]
     async fn an_in_memory_dataset_lists_its_tables_and_creates_objects_only_once() {
         let dataset = in_memory(&[
@@ -649,14 +655,10 @@ mod tests {
             ("customers/customers.csv", "customer_id\n"),
         ])
         .await;
-        let names: Vec<String> = dataset
-            .table_files(Table::Usage)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|f| f.name)
-            .collect();
-        assert_eq!(names, ["usage/2026-10-a.parquet", "usage/2026-10-b.csv"]);
+        assert_eq!(
+            usage_files(&dataset).await,
+            ["usage/2026-10-a.parquet", "usage/2026-10-b.csv"]
+        );
         assert!(dataset.table_files(Table::Orders).await.unwrap().is_empty());
         // `put_new` is a create-only put: what the sweep lock relies on.
         let lock = dataset.path("_billrun/sweep.lock").unwrap();
@@ -695,16 +697,7 @@ mod tests {
         ])
         .await;
         let at = parse_instant("2026-11-01T12:00:00Z").unwrap();
-        let names: Vec<String> = dataset
-            .clone()
-            .as_of(at)
-            .table_files(Table::Usage)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|f| f.name)
-            .collect();
-        assert_eq!(names, [early]);
+        assert_eq!(usage_files(&dataset.clone().as_of(at)).await, [early]);
         // As it is now, both.
         assert_eq!(dataset.table_files(Table::Usage).await.unwrap().len(), 2);
     }
