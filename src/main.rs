@@ -60,15 +60,30 @@ enum Command {
         /// the usage and other files imported by then. Repeats a past bill run as it was.
         #[arg(long, value_parser = billrun_pipeline::dataset::parse_instant)]
         as_of: Option<chrono::DateTime<chrono::Utc>>,
+        /// Bill the period on top of the books at this location (a folder, file:// or
+        /// s3:// URL; created by the first posting) and post it when the run succeeds:
+        /// payments applied, credit carried, invoices numbered, late usage corrected.
+        #[arg(long)]
+        books: Option<String>,
+        /// With --books: write exactly the outputs a posting would, and post nothing.
+        #[arg(long, requires = "books")]
+        preview: bool,
     },
     /// Print a report of a run: deferred-revenue roll-forward, revenue waterfall, trial balance.
     Report {
         /// Which report.
         #[arg(value_enum)]
         report: ReportArg,
-        /// Output folder of a run.
+        /// Output folder of a run (every report but ar-aging).
+        #[arg(long, required_unless_present = "books")]
+        out: Option<PathBuf>,
+        /// Books location (ar-aging).
         #[arg(long)]
-        out: PathBuf,
+        books: Option<String>,
+        /// ar-aging: the day to age on (invoices issued on or before it, payments paid
+        /// before it). Default: the as_of of the last posting.
+        #[arg(long)]
+        on: Option<chrono::NaiveDate>,
         /// How to print it.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
@@ -163,6 +178,8 @@ enum CarveOrderArg {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ReportArg {
+    /// Open receivables per customer and currency by days past due, from the books.
+    ArAging,
     DeferredRevenue,
     RevenueWaterfall,
     TrialBalance,
@@ -205,6 +222,8 @@ fn run(cli: Cli) -> Result<()> {
             carve_order,
             memory_limit,
             as_of,
+            books,
+            preview,
         } => {
             let period = billrun_engine_month(&period)?;
             let carve_order = match carve_order {
@@ -220,6 +239,8 @@ fn run(cli: Cli) -> Result<()> {
                 threads,
                 carve_order,
                 memory_limit,
+                books,
+                preview,
                 progress,
             }))?;
             let u = &manifest.usage;
@@ -247,6 +268,22 @@ fn run(cli: Cli) -> Result<()> {
             }
             let rejects: u64 = manifest.rejects_by_table.values().sum();
             println!("rejects: {rejects} rows (see the rejects table)");
+            if let Some(b) = &manifest.books {
+                match b.outcome {
+                    "posted" => println!(
+                        "books: posted version {} to {} (as of {})",
+                        b.version.unwrap_or_default(),
+                        b.location,
+                        b.as_of
+                    ),
+                    "already_posted" => println!(
+                        "books: {} was posted already (version {}) on these same inputs; nothing posted, outputs written again",
+                        manifest.period,
+                        b.version.unwrap_or_default()
+                    ),
+                    _ => println!("books: preview only, nothing posted to {}", b.location),
+                }
+            }
             let wall: f64 = manifest.stages.iter().map(|s| s.seconds).sum();
             println!("wall time: {wall:.2} s");
         }
@@ -301,15 +338,30 @@ fn run(cli: Cli) -> Result<()> {
         Command::Report {
             report: which,
             out,
+            books,
+            on,
             format,
         } => {
-            let which = match which {
-                ReportArg::DeferredRevenue => Report::DeferredRevenue,
-                ReportArg::RevenueWaterfall => Report::RevenueWaterfall,
-                ReportArg::TrialBalance => Report::TrialBalance,
-            };
             let runtime = runtime(None)?;
-            let batches = runtime.block_on(report(&out, which))?;
+            let batches = match which {
+                ReportArg::ArAging => {
+                    let Some(books) = books else {
+                        anyhow::bail!("the ar-aging report reads the books: give --books");
+                    };
+                    vec![runtime.block_on(billrun_pipeline::books::ar_aging_report(&books, on))?]
+                }
+                other => {
+                    let which = match other {
+                        ReportArg::DeferredRevenue => Report::DeferredRevenue,
+                        ReportArg::RevenueWaterfall => Report::RevenueWaterfall,
+                        _ => Report::TrialBalance,
+                    };
+                    let Some(out) = out else {
+                        anyhow::bail!("this report reads a run's outputs: give --out");
+                    };
+                    runtime.block_on(report(&out, which))?
+                }
+            };
             println!("{}", render(&batches, format.into())?);
         }
     }

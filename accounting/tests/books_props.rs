@@ -39,6 +39,7 @@ fn payment(id: &str, customer: &str, amount: &str, invoice_id: Option<&str>) -> 
         amount: money(amount),
         paid_on: day("2026-10-20"),
         invoice_id: invoice_id.map(str::to_string),
+        method: None,
     }
 }
 
@@ -139,6 +140,7 @@ fn credit_is_used_oldest_first_and_what_is_left_carries() {
         customer_id: "C1".into(),
         currency: "USD".into(),
         issued_on: day(issued),
+        amount: money(amount),
         remaining: money(amount),
     };
     let mut credits = vec![
@@ -227,6 +229,7 @@ fn aging_on_a_past_day_counts_only_what_was_issued_and_paid_before_it() {
         invoice_id: invoice_id.into(),
         amount: money(amount),
         applied_on: day(on),
+        paid_on: None,
     };
     let applications = [
         applied("P1", SourceKind::Payment, "I1", "30.00", "2026-10-10"),
@@ -377,6 +380,7 @@ fn the_books_tables_have_the_contract_columns() {
         invoice_id: "INV-1".into(),
         amount: money("40.00"),
         applied_on: as_of,
+        paid_on: None,
     }])
     .unwrap();
     assert_eq!(

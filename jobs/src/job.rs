@@ -9,6 +9,7 @@
 //! schedule = "30 2 * * *"              # cron, in UTC
 //! carve_order = "allocate-then-carve"  # optional
 //! as_of = "2026-11-02T10:15:00Z"       # optional: bill the dataset as it was then
+//! books = "../var/books"               # optional: post each run to these books
 //! steps = ["import", "rate", "notify"]
 //!
 //! [[mappings]]
@@ -250,6 +251,8 @@ pub struct Job {
     /// The bill run reads the dataset as it was at this instant (`as_of`), to repeat a
     /// past run; `None`: as it is.
     pub as_of: Option<chrono::DateTime<chrono::Utc>>,
+    /// The books the bill run posts to (resolved), if any (`billrun run --books`).
+    pub books: Option<String>,
     pub steps: Vec<Step>,
     pub mappings: Vec<Mapping>,
     pub notify: Vec<NotifyChannel>,
@@ -275,6 +278,7 @@ struct RawJob {
     schedule: Option<String>,
     carve_order: Option<String>,
     as_of: Option<String>,
+    books: Option<String>,
     steps: Vec<String>,
     #[serde(default)]
     mappings: Vec<RawMapping>,
@@ -422,6 +426,11 @@ pub fn parse_job(file: &Path, text: &str) -> Result<Job> {
         (None, false) => None,
     };
     let dataset = resolve_location(base, &raw.dataset, || invalid("dataset", "is empty".into()))?;
+    let books = raw
+        .books
+        .as_deref()
+        .map(|b| resolve_location(base, b, || invalid("books", "is empty".into())))
+        .transpose()?;
     let out = match (&raw.out, steps.contains(&Step::Rate)) {
         (Some(o), _) => {
             if o.contains("://") {
@@ -554,6 +563,7 @@ pub fn parse_job(file: &Path, text: &str) -> Result<Job> {
         schedule,
         carve_order,
         as_of,
+        books,
         steps,
         mappings,
         notify,

@@ -233,6 +233,8 @@ pub async fn run_job_with(job: &Job, today: NaiveDate, steps: &impl StepRunner) 
                     threads: None,
                     carve_order: job.carve_order,
                     memory_limit: None,
+                    books: job.books.clone(),
+                    preview: false,
                     progress: Progress::hidden(),
                 };
                 match steps.bill(options).await {

@@ -617,6 +617,7 @@ fn manifest(options: &RunOptions) -> Manifest {
             outside_period: 0,
             unrated: 2,
             rated: 7,
+            settled: 0,
         },
         invoices: 3,
         contracts: 0,
@@ -629,6 +630,7 @@ fn manifest(options: &RunOptions) -> Manifest {
         outputs: Vec::new(),
         stages: Vec::new(),
         rating_order: Default::default(),
+        books: None,
     }
 }
 
@@ -931,6 +933,8 @@ fn summary() -> Summary {
             threads: None,
             carve_order: CarveOrder::AllocateThenCarve,
             memory_limit: None,
+            books: None,
+            preview: false,
             progress: billrun_pipeline::Progress::hidden(),
         },
     )));

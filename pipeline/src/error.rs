@@ -59,6 +59,31 @@ pub enum PipelineError {
     #[error("invalid option: {0}")]
     InvalidOption(String),
 
+    /// The books refuse this run: a period already posted, a gap, changed inputs for
+    /// the last posted period. `reason` says where the change will go instead.
+    #[error("books `{books}`: {reason}")]
+    BooksRefused { books: String, reason: String },
+
+    /// Another run posted to the books between this run's start and its commit.
+    #[error(
+        "books `{books}`: another run posted version {version} (period {period}, at {posted_at}) while this one ran; nothing of this run was posted: run it again"
+    )]
+    BooksConflict {
+        books: String,
+        version: u64,
+        period: String,
+        posted_at: String,
+    },
+
+    /// A books location that cannot be read as billrun books: written by an
+    /// incompatible version, or a damaged file. Nothing is changed.
+    #[error("books `{books}`: {file}: {reason}")]
+    BooksDamaged {
+        books: String,
+        file: String,
+        reason: String,
+    },
+
     #[error("billing arithmetic failed: {0}")]
     Engine(#[from] billrun_engine::EngineError),
 

@@ -29,6 +29,7 @@
 //! broadcast hash joins, and the events are ordered bucket by bucket instead of by one
 //! sort merged on one thread.
 
+pub mod books;
 pub mod error;
 pub mod import;
 pub mod progress;

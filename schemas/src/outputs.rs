@@ -130,6 +130,11 @@ impl OutputTable {
                 money("credits"),
                 money("tax"),
                 money("total"),
+                // billrun's additions, with the books: the gapless number (empty without
+                // books, and on invoices a `--preview` has not posted), and the invoice a
+                // correction corrects.
+                Field::new("invoice_number", DataType::Int64, true),
+                text_opt("corrects_invoice_id"),
             ],
             OutputTable::Receivables => vec![
                 text("invoice_id"),
@@ -172,6 +177,9 @@ impl OutputTable {
                 money("amount"),
                 money("applied"),
                 money("remaining"),
+                // billrun's addition: `credit_memo`, `credit_note` or (with the books)
+                // `unapplied_cash`; credit_memo_id is then the note's or payment's id.
+                text("kind"),
             ],
             OutputTable::Journal => vec![
                 text("entry_id"),

@@ -18,6 +18,8 @@ pub fn october(data: &Path, out: &Path) -> billrun_pipeline::RunOptions {
         threads: Some(2),
         carve_order: Default::default(),
         memory_limit: None,
+        books: None,
+        preview: false,
         progress: billrun_pipeline::Progress::hidden(),
     }
 }

@@ -79,7 +79,7 @@ pub fn ar_aging(receivables: &[Receivable], as_of: NaiveDate) -> Result<Vec<Agin
 
 /// The posted invoices as they stood at the start of `on`, for `billrun report ar-aging
 /// --on`: those issued on or before `on`, each paid by the payments and unapplied cash
-/// applied before `on`. Credit memos and notes are not counted again: they are `credit`
+/// paid before `on` and applied by then. Credit memos and notes are not counted again: they are `credit`
 /// lines inside an invoice's total, or (a credit note) its `credited`.
 ///
 /// # Errors
@@ -95,7 +95,10 @@ pub fn receivables_on(
             a.source_kind,
             SourceKind::Payment | SourceKind::UnappliedCash
         );
-        if cash && a.applied_on < on {
+        // Cash counts once it is both paid before `on` and applied (on or before it:
+        // unapplied cash is applied on the day an invoice is issued).
+        let paid_before = a.paid_on.unwrap_or(a.applied_on) < on;
+        if cash && paid_before && a.applied_on <= on {
             let sum = paid.entry(a.invoice_id.as_str()).or_default();
             *sum = checked::add(*sum, a.amount, "paid as of")?;
         }

@@ -10,7 +10,10 @@ use crate::error::Result;
 use crate::ledger::Payment;
 
 /// What an application's money came from (`applications.source_kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum SourceKind {
     Payment,
     CreditMemo,
@@ -31,13 +34,19 @@ impl SourceKind {
 }
 
 /// One row of `applications`: `amount` of `source_id` applied to `invoice_id`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Application {
     pub source_id: String,
     pub source_kind: SourceKind,
     pub invoice_id: String,
+    #[serde(with = "rust_decimal::serde::str")]
     pub amount: Decimal,
     pub applied_on: NaiveDate,
+    /// For cash: the day it was paid (before or on `applied_on`; unapplied cash is
+    /// applied to invoices issued after it came in). Not a column of `applications`;
+    /// the `ar-aging` report ages by it.
+    #[serde(default)]
+    pub paid_on: Option<NaiveDate>,
 }
 
 /// Why a payment cannot be applied at all; the caller rejects its row.
@@ -56,15 +65,21 @@ pub enum PaymentRejected {
 
 /// Customer credit with something left: the rest of a credit memo, or a credit note
 /// (a correction with a negative total).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Credit {
-    /// The credit memo's id, or the credit note's invoice_id.
+    /// The credit memo's id, the credit note's invoice_id, or the payment's id (for
+    /// unapplied cash).
     pub credit_id: String,
     pub kind: SourceKind,
     pub customer_id: String,
     pub currency: String,
     pub issued_on: NaiveDate,
+    /// What it was worth when issued (the memo's amount, the note's total negated, the
+    /// payment's rest).
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
     /// What is left to use.
+    #[serde(with = "rust_decimal::serde::str")]
     pub remaining: Decimal,
 }
 
@@ -101,6 +116,7 @@ fn apply_to(
         invoice_id: invoice.invoice_id.clone(),
         amount: applied,
         applied_on,
+        paid_on: None,
     };
     Ok((
         Some(application),

@@ -12,6 +12,8 @@
 //!   oldest first;
 //! * [`corrections`]: late usage as correction invoices (recomputed − posted, line by
 //!   line), and the gapless invoice numbers;
+//! * [`posting`]: a run posted on top of the books' state: payments applied before the
+//!   run's invoices, unapplied cash after their credits, gapless numbers;
 //! * [`tables`]: `receivables`, `ar_aging` and `applications` as Arrow.
 //!
 //! Money is never created or destroyed here: what a payment or a credit brings is either
@@ -21,6 +23,7 @@
 pub mod aging;
 pub mod cash;
 pub mod corrections;
+pub mod posting;
 pub mod receivables;
 pub mod tables;
 
@@ -29,5 +32,8 @@ pub use cash::{
     Application, Credit, PaymentRejected, SourceKind, apply_cash, apply_credits, apply_payment,
 };
 pub use corrections::{correction_id, correction_lines, number_invoices};
+pub use posting::{
+    BooksState, PaymentRefusal, Posted, SettledFile, cash_not_conserved, post_run, receivable_of,
+};
 pub use receivables::{Receivable, ReceivableStatus};
 pub use tables::{applications_batch, ar_aging_batch, receivables_batch};

@@ -30,18 +30,21 @@ impl ReceivableStatus {
 }
 
 /// A posted invoice (or correction) with what has settled it so far.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Receivable {
     pub invoice_id: String,
     pub customer_id: String,
     pub currency: String,
     pub issue_date: NaiveDate,
     pub due_date: NaiveDate,
+    #[serde(with = "rust_decimal::serde::str")]
     pub total: Decimal,
     /// Payments, unapplied cash and credits applied to it.
+    #[serde(with = "rust_decimal::serde::str")]
     pub paid: Decimal,
     /// A credit note's own total (it is settled by becoming customer credit); 0 for
     /// every other invoice.
+    #[serde(with = "rust_decimal::serde::str")]
     pub credited: Decimal,
 }
 

@@ -8,7 +8,7 @@
 mod charges;
 mod tables;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use billrun_engine::{
     BillingMonth, ComposedInvoice, CreditMemo, DateWindow, InvoiceDraft, checked, compose_invoice,
@@ -16,6 +16,7 @@ use billrun_engine::{
 use chrono::{Days, NaiveDate};
 use rust_decimal::Decimal;
 
+use crate::books::{Credit, SourceKind};
 use crate::catalog::{Catalog, CreditMemoEntry, Subscription};
 use crate::error::{AccountingError, Result, minor_units_of};
 
@@ -38,14 +39,77 @@ pub struct InvoiceRecord {
     pub issue_date: NaiveDate,
     pub due_date: NaiveDate,
     pub composed: ComposedInvoice,
+    /// The gapless number the books gave it when it was posted (`None` without books,
+    /// and in a preview).
+    pub invoice_number: Option<u64>,
+    /// The invoice this one corrects (late usage), if it is a correction.
+    pub corrects_invoice_id: Option<String>,
 }
 
-/// What is left of a credit memo issued in the period.
+/// What is left of a credit after the run's invoices used theirs: a credit memo, or
+/// (with the books) a credit carried from earlier periods.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpenCredit {
+    /// The credit as issued (for a credit note, its id and the note's amount).
     pub memo: CreditMemoEntry,
+    pub kind: SourceKind,
+    /// Used so far, this run's invoices included.
     pub applied: Decimal,
     pub remaining: Decimal,
+}
+
+impl OpenCredit {
+    /// A credit the books carry, as `open_credits` lists it.
+    pub fn from_credit(credit: &Credit) -> Self {
+        Self {
+            memo: CreditMemoEntry {
+                credit_memo_id: credit.credit_id.clone(),
+                customer_id: credit.customer_id.clone(),
+                currency: credit.currency.clone(),
+                amount: credit.amount,
+                issued_on: credit.issued_on,
+            },
+            kind: credit.kind,
+            applied: credit.amount - credit.remaining,
+            remaining: credit.remaining,
+        }
+    }
+
+    /// The credit as the books carry it.
+    pub fn to_credit(&self) -> Credit {
+        Credit {
+            credit_id: self.memo.credit_memo_id.clone(),
+            kind: self.kind,
+            customer_id: self.memo.customer_id.clone(),
+            currency: self.memo.currency.clone(),
+            issued_on: self.memo.issued_on,
+            amount: self.memo.amount,
+            remaining: self.remaining,
+        }
+    }
+}
+
+/// Which credit a run's invoices may use.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CreditScope<'a> {
+    /// Customer credit the books carry from earlier periods (credit memos' and credit
+    /// notes' rests; unapplied cash is applied as cash, later, by the posting).
+    pub carried: &'a [Credit],
+    /// With the books: the credit memos already posted. Every other memo issued before
+    /// the customer's window ends is used by this run (a memo that arrived late is not
+    /// lost). Without (`None`), a run stands alone and uses the memos issued inside the
+    /// window, as the contract's invoices section says.
+    pub posted_memos: Option<&'a BTreeSet<String>>,
+}
+
+impl CreditScope<'_> {
+    /// Whether this run uses `memo` for a customer billed over `window`.
+    pub fn takes_memo(&self, memo: &CreditMemoEntry, window: DateWindow) -> bool {
+        match self.posted_memos {
+            None => window.contains(memo.issued_on),
+            Some(posted) => memo.issued_on < window.end && !posted.contains(&memo.credit_memo_id),
+        }
+    }
 }
 
 /// The invoicing stage's output.
@@ -93,7 +157,45 @@ pub fn build_invoices(
     windows: &BTreeMap<String, DateWindow>,
     usage: &BTreeMap<(String, String), UsageTotals>,
 ) -> Result<Invoicing> {
+    build_invoices_with_credit(catalog, month, windows, usage, CreditScope::default())
+}
+
+/// [`build_invoices`] with the credit of `scope`: carried credit and memos are used
+/// together, oldest first by (issued_on, id).
+///
+/// # Errors
+/// As [`build_invoices`].
+pub fn build_invoices_with_credit(
+    catalog: &Catalog,
+    month: BillingMonth,
+    windows: &BTreeMap<String, DateWindow>,
+    usage: &BTreeMap<(String, String), UsageTotals>,
+    scope: CreditScope<'_>,
+) -> Result<Invoicing> {
     let mut out = Invoicing::default();
+    let mut carried_by_customer: BTreeMap<&str, Vec<(CreditMemoEntry, SourceKind)>> =
+        BTreeMap::new();
+    for c in scope.carried.iter().filter(|c| c.remaining > Decimal::ZERO) {
+        carried_by_customer
+            .entry(c.customer_id.as_str())
+            .or_default()
+            .push((
+                CreditMemoEntry {
+                    credit_memo_id: c.credit_id.clone(),
+                    customer_id: c.customer_id.clone(),
+                    currency: c.currency.clone(),
+                    amount: c.amount,
+                    issued_on: c.issued_on,
+                },
+                c.kind,
+            ));
+    }
+    // What each carried credit had left when the run started (its `remaining`).
+    let carried_left: BTreeMap<&str, Decimal> = scope
+        .carried
+        .iter()
+        .map(|c| (c.credit_id.as_str(), c.remaining))
+        .collect();
     let mut by_customer: BTreeMap<&str, Vec<&Subscription>> = BTreeMap::new();
     for s in catalog.subscriptions.values() {
         by_customer.entry(&s.customer_id).or_default().push(s);
@@ -118,13 +220,23 @@ pub fn build_invoices(
                 by_currency.entry(&s.currency).or_default().push(s);
             }
         }
-        let memos_in_window: Vec<&CreditMemoEntry> = memos_by_customer
-            .get(customer_id.as_str())
-            .into_iter()
-            .flatten()
-            .copied()
-            .filter(|m| window.contains(m.issued_on))
-            .collect();
+        // Carried credit and the memos this run takes, oldest first by (issued_on, id).
+        let mut available: Vec<(CreditMemoEntry, SourceKind)> = carried_by_customer
+            .remove(customer_id.as_str())
+            .unwrap_or_default();
+        available.extend(
+            memos_by_customer
+                .get(customer_id.as_str())
+                .into_iter()
+                .flatten()
+                .filter(|m| scope.takes_memo(m, window))
+                .map(|m| ((*m).clone(), SourceKind::CreditMemo)),
+        );
+        available.sort_by(|a, b| {
+            (a.0.issued_on, a.0.credit_memo_id.as_bytes())
+                .cmp(&(b.0.issued_on, b.0.credit_memo_id.as_bytes()))
+        });
+        let left_of = left_of_credit(&carried_left);
         let tax_rate =
             match &customer.tax_region {
                 None => Decimal::ZERO,
@@ -139,10 +251,9 @@ pub fn build_invoices(
         for (currency, subscriptions) in &by_currency {
             let minor =
                 minor_units_of(currency, || format!("invoice of customer `{customer_id}`"))?;
-            let memos: Vec<&CreditMemoEntry> = memos_in_window
+            let memos: Vec<&(CreditMemoEntry, SourceKind)> = available
                 .iter()
-                .copied()
-                .filter(|m| m.currency == *currency)
+                .filter(|(m, _)| m.currency == *currency)
                 .collect();
             let draft = InvoiceDraft {
                 minor_units: minor,
@@ -153,14 +264,14 @@ pub fn build_invoices(
                 tax_rate,
                 credits: memos
                     .iter()
-                    .map(|m| CreditMemo {
+                    .map(|(m, _)| CreditMemo {
                         credit_memo_id: m.credit_memo_id.clone(),
-                        amount: m.amount,
+                        amount: left_of(m),
                     })
                     .collect(),
             };
             let composed = compose_invoice(&draft)?;
-            for memo in &memos {
+            for (memo, kind) in &memos {
                 let remaining = composed
                     .open_credits
                     .iter()
@@ -168,7 +279,8 @@ pub fn build_invoices(
                     .map_or(Decimal::ZERO, |c| c.amount);
                 if remaining > Decimal::ZERO {
                     out.open_credits.push(OpenCredit {
-                        memo: (*memo).clone(),
+                        memo: memo.clone(),
+                        kind: *kind,
                         applied: checked::sub(memo.amount, remaining, "credit memo applied")?,
                         remaining,
                     });
@@ -182,20 +294,52 @@ pub fn build_invoices(
                 issue_date,
                 due_date,
                 composed,
+                invoice_number: None,
+                corrects_invoice_id: None,
             });
         }
-        // A memo in a currency the customer is not invoiced in stays open, whole.
-        for memo in memos_in_window {
+        // Credit in a currency the customer is not invoiced in stays open, whole.
+        for (memo, kind) in available {
             if !by_currency.contains_key(memo.currency.as_str()) {
-                out.open_credits.push(OpenCredit {
-                    memo: memo.clone(),
-                    applied: Decimal::ZERO,
-                    remaining: memo.amount,
-                });
+                out.open_credits
+                    .push(untouched(memo, kind, left_of_credit(&carried_left))?);
             }
         }
+    }
+    // Carried credit of customers this run does not invoice at all stays as it was.
+    for (memo, kind) in carried_by_customer.into_values().flatten() {
+        out.open_credits
+            .push(untouched(memo, kind, left_of_credit(&carried_left))?);
     }
     out.open_credits
         .sort_by(|a, b| a.memo.credit_memo_id.cmp(&b.memo.credit_memo_id));
     Ok(out)
+}
+
+/// What a credit had left when the run started: a carried credit's `remaining`, a new
+/// memo's amount.
+fn left_of_credit<'a>(
+    carried_left: &'a BTreeMap<&str, Decimal>,
+) -> impl Fn(&CreditMemoEntry) -> Decimal + 'a {
+    move |m| {
+        carried_left
+            .get(m.credit_memo_id.as_str())
+            .copied()
+            .unwrap_or(m.amount)
+    }
+}
+
+/// A credit no invoice of the run used.
+fn untouched(
+    memo: CreditMemoEntry,
+    kind: SourceKind,
+    left: impl Fn(&CreditMemoEntry) -> Decimal,
+) -> Result<OpenCredit> {
+    let remaining = left(&memo);
+    Ok(OpenCredit {
+        applied: checked::sub(memo.amount, remaining, "credit applied")?,
+        kind,
+        remaining,
+        memo,
+    })
 }

@@ -63,6 +63,13 @@ impl Invoicing {
                 money(&|c| c.credits)?,
                 money(&|c| c.tax)?,
                 money(&|c| c.total)?,
+                Arc::new(arrow::array::Int64Array::from_iter(inv.iter().map(|i| {
+                    i.invoice_number
+                        .map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+                }))),
+                Arc::new(StringArray::from_iter(
+                    inv.iter().map(|i| i.corrects_invoice_id.as_deref()),
+                )),
             ],
         )?)
     }
@@ -166,6 +173,9 @@ impl Invoicing {
                 money(&|c| c.memo.amount)?,
                 money(&|c| c.applied)?,
                 money(&|c| c.remaining)?,
+                Arc::new(StringArray::from_iter_values(
+                    oc.iter().map(|c| c.kind.as_str()),
+                )),
             ],
         )?)
     }

@@ -10,7 +10,7 @@ use super::payments::Payment;
 use super::{EntryBuilder, JournalEntry, Posting, accounts, check_balanced, revenue_account};
 use crate::catalog::Catalog;
 use crate::error::{AccountingError, Result};
-use crate::invoicing::InvoiceRecord;
+use crate::invoicing::{CreditScope, InvoiceRecord};
 
 /// The journal entries of a period's invoices, accrued as finance closes a month: the
 /// revenue of each billing window (charges less discounts) is booked on the window's
@@ -155,15 +155,17 @@ pub fn payment_entries(
         .collect()
 }
 
-/// One entry per credit memo issued inside its customer's billing window (the memos
-/// this run's invoices may apply): contra-revenue debited, the customer-credit liability
-/// credited. Applying a memo on an invoice later debits that liability.
+/// One entry per credit memo the run takes (see [`CreditScope::takes_memo`]: those
+/// issued inside the customer's billing window, or with the books every memo not yet
+/// posted): contra-revenue debited, the customer-credit liability credited. Applying a
+/// memo on an invoice later debits that liability.
 ///
 /// # Errors
 /// An entry that does not balance (a bug).
 pub fn credit_memo_entries(
     catalog: &Catalog,
     windows: &BTreeMap<String, DateWindow>,
+    scope: CreditScope<'_>,
 ) -> Result<Vec<JournalEntry>> {
     catalog
         .credit_memos
@@ -171,7 +173,7 @@ pub fn credit_memo_entries(
         .filter(|m| {
             windows
                 .get(&m.customer_id)
-                .is_some_and(|w| w.contains(m.issued_on))
+                .is_some_and(|w| scope.takes_memo(m, *w))
         })
         .map(|m| {
             EntryBuilder::transfer(accounts::CREDIT_MEMOS, accounts::CUSTOMER_CREDITS, m.amount)?

@@ -1,7 +1,5 @@
 //! Payments received (`payments`), checked across rows.
 
-use std::collections::BTreeSet;
-
 use billrun_engine::{minor_units, round_money};
 use billrun_schemas::{Reject, RejectCode};
 use chrono::NaiveDate;
@@ -12,23 +10,28 @@ use crate::reasons;
 use crate::rows::ValidatedRows;
 
 /// A payment received, checked against the catalog.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Payment {
     pub payment_id: String,
     pub customer_id: String,
     pub currency: String,
+    #[serde(with = "rust_decimal::serde::str")]
     pub amount: Decimal,
     pub paid_on: NaiveDate,
     /// The invoice the payer named, if any.
     pub invoice_id: Option<String>,
+    /// How it was paid (`card`, `sepa_debit`, …), as the payer's system says.
+    pub method: Option<String>,
 }
 
 /// Checks `payments` across rows: a known customer, a unique id, an amount on the
-/// currency's minor unit. Bad rows come back as rejects.
+/// currency's minor unit. Bad rows come back as rejects. A payment id seen again with
+/// the same fields is a retry (a payments file sent twice, or kept in the dataset and
+/// read again) and is skipped; with other fields it is rejected.
 pub fn payments(catalog: &Catalog, table: ValidatedRows<'_>) -> (Vec<Payment>, Vec<Reject>) {
     let mut out: Vec<Payment> = Vec::new();
     let mut rejects = Vec::new();
-    let mut seen = BTreeSet::new();
+    let mut seen: std::collections::BTreeMap<String, Payment> = std::collections::BTreeMap::new();
     for row in table.iter() {
         let payment = Payment {
             payment_id: row.req("payment_id"),
@@ -37,6 +40,7 @@ pub fn payments(catalog: &Catalog, table: ValidatedRows<'_>) -> (Vec<Payment>, V
             amount: row.decimal("amount").unwrap_or_default(),
             paid_on: row.date("paid_on").unwrap_or_default(),
             invoice_id: row.text("invoice_id"),
+            method: row.text("method"),
         };
         let problem = if !catalog.customers.contains_key(&payment.customer_id) {
             Some((
@@ -52,13 +56,18 @@ pub fn payments(catalog: &Catalog, table: ValidatedRows<'_>) -> (Vec<Payment>, V
                 RejectCode::TooManyDecimals,
                 reasons::more_decimals_than("amount", payment.amount, &payment.currency),
             ))
-        } else if !seen.insert(payment.payment_id.clone()) {
+        } else if let Some(first) = seen.get(&payment.payment_id) {
+            if *first == payment {
+                continue;
+            }
             Some((
                 "payment_id",
                 RejectCode::DuplicateKey,
-                reasons::appears_more_than_once("payment_id", &payment.payment_id),
+                reasons::appears_more_than_once("payment_id", &payment.payment_id)
+                    + " (this row's fields differ from it)",
             ))
         } else {
+            seen.insert(payment.payment_id.clone(), payment.clone());
             None
         };
         match problem {

@@ -13,12 +13,14 @@ use crate::ledger::{EntryBuilder, JournalEntry, accounts};
 
 impl Recognition {
     /// The run's journal entries for contracts: an opening balance of deferred revenue
-    /// per currency, each billing dated in the run's month, and one recognition entry per
+    /// per currency (only when `book_opening`: a run on top of posted books has its
+    /// balances brought forward by them, and booking them again would count them
+    /// twice), each billing dated in the run's month, and one recognition entry per
     /// contract dated on the month's last day. Each entry balances.
     ///
     /// # Errors
     /// An entry that does not balance (a bug).
-    pub fn journal_entries(&self) -> Result<Vec<JournalEntry>> {
+    pub fn journal_entries(&self, book_opening: bool) -> Result<Vec<JournalEntry>> {
         let Some(run_month) = self.month else {
             return Ok(Vec::new());
         };
@@ -30,7 +32,7 @@ impl Recognition {
 
         let mut opening: BTreeMap<String, Vec<(String, Decimal)>> = BTreeMap::new();
         for row in self.roll_forward()? {
-            if row.month == run_month && !row.opening.is_zero() {
+            if book_opening && row.month == run_month && !row.opening.is_zero() {
                 opening
                     .entry(row.currency.clone())
                     .or_default()

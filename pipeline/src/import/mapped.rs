@@ -40,6 +40,7 @@ pub(super) async fn decode_mapped(
         sha256: hex::encode(Sha256::digest(bytes)),
         rows: 0,
         rows_rejected: 0,
+        rows_settled: 0,
     });
     let mut chunks = CsvChunks::new(file, bytes)?;
     let mut line = 1_u64;

@@ -98,6 +98,9 @@ pub struct SegmentLookup {
     segments: Vec<ProductSegment>,
     /// The calendar month, to place usage of customers that are not known.
     default_window: WindowBounds,
+    /// With the books: events before their window and at or after this instant fall in
+    /// posted periods (late usage, or duplicates of billed events).
+    posted_from: Option<i64>,
 }
 
 impl SegmentLookup {
@@ -147,7 +150,35 @@ impl SegmentLookup {
             products,
             segments: segments.into_iter().map(|(_, s)| s).collect(),
             default_window: WindowBounds::of(&default_window),
+            posted_from: None,
         })
+    }
+
+    /// With the books: events outside their window that are before it and on or after
+    /// `day` are set apart as [`SegmentLookup::falls_in_posted`] says, and every row
+    /// left outside is kept track of (it is tried again by later runs).
+    #[must_use]
+    pub fn with_books(mut self, posted_from: Option<NaiveDate>) -> Self {
+        self.posted_from = Some(posted_from.map_or(i64::MAX, day_start_micros));
+        self
+    }
+
+    /// Whether runs keep track of the events outside the period (with the books).
+    pub(super) fn tracks_outside(&self) -> bool {
+        self.posted_from.is_some()
+    }
+
+    /// Whether an event outside its window falls before it, in a period the books
+    /// have posted.
+    pub(super) fn falls_in_posted(&self, customer_id: &str, micros: i64) -> bool {
+        let Some(from) = self.posted_from else {
+            return false;
+        };
+        let start = self
+            .customers
+            .get(customer_id)
+            .map_or(self.default_window.start, |(_, p)| p.window.start);
+        from <= micros && micros < start
     }
 
     /// Where an event falls: `None` outside its customer's billing window, else priced

@@ -9,6 +9,9 @@ pub enum UnratedReason {
     AmbiguousSubscription,
     NoPlanVersion,
     RecurringPlan,
+    /// With the books: the event falls in a period already posted and was not billed
+    /// there (late usage).
+    LateForPostedPeriod,
 }
 
 impl UnratedReason {
@@ -19,6 +22,7 @@ impl UnratedReason {
             UnratedReason::AmbiguousSubscription => "ambiguous_subscription",
             UnratedReason::NoPlanVersion => "no_plan_version",
             UnratedReason::RecurringPlan => "recurring_plan",
+            UnratedReason::LateForPostedPeriod => "late_for_posted_period",
         }
     }
 
@@ -28,6 +32,7 @@ impl UnratedReason {
             UnratedReason::AmbiguousSubscription,
             UnratedReason::NoPlanVersion,
             UnratedReason::RecurringPlan,
+            UnratedReason::LateForPostedPeriod,
         ]
         .into_iter()
         .find(|r| r.code() == code)
@@ -47,6 +52,9 @@ impl UnratedReason {
             ),
             UnratedReason::RecurringPlan => format!(
                 "the subscription's plan for product `{product_id}` is a flat recurring plan; it does not price usage"
+            ),
+            UnratedReason::LateForPostedPeriod => format!(
+                "late usage of customer `{customer_id}`: the event falls in a period the books have posted and was not billed there; correction invoices for late usage are not built yet, so the event stays open and every later run tries it again"
             ),
         }
     }

@@ -48,6 +48,13 @@ pub struct RatingInput {
     pub buckets: Buckets,
     /// The events that cannot be rated, with their status code, for [`unrated_usage`].
     pub unrated: Vec<RecordBatch>,
+    /// With the books: events of posted periods, in [`SCANNED_COLUMNS`] (late usage, or
+    /// duplicates of events billed there).
+    pub posted_periods: Vec<RecordBatch>,
+    /// With the books: (file index, row number) of every event outside the period and
+    /// not in a posted one, which later runs try again.
+    pub outside: Vec<(u32, u64)>,
+    unrated_schema: SchemaRef,
 }
 
 /// Places every event of `usage_deduped` with `lookup` in one scan: events with a
@@ -89,18 +96,18 @@ pub async fn rating_input(
             let mut dealer = Dealer::new(partition, ranges, subscription_column, Arc::clone(&hold));
             let scanned = scanned.clone();
             tokio::spawn(async move {
-                let mut unrated = Vec::new();
+                let mut aside = SetAside::default();
                 while let Some(batch) = stream.next().await {
                     let batch = batch?;
                     scanned.inc(batch.num_rows() as u64);
-                    dealer.deal(&split.split(&batch, &mut unrated)?)?;
+                    dealer.deal(&split.split(&batch, &mut aside)?)?;
                 }
-                Ok::<_, PipelineError>((dealer, unrated))
+                Ok::<_, PipelineError>((dealer, aside))
             })
         })
         .collect();
     let mut dealers = Vec::with_capacity(tasks.len());
-    let mut unrated = Vec::new();
+    let mut aside = SetAside::default();
     let mut tasks = tasks.into_iter();
     while let Some(task) = tasks.next() {
         let finished = match task.await {
@@ -112,7 +119,9 @@ pub async fn rating_input(
         match finished {
             Ok((dealer, set_aside)) => {
                 dealers.push(dealer);
-                unrated.extend(set_aside);
+                aside.unrated.extend(set_aside.unrated);
+                aside.posted_periods.extend(set_aside.posted_periods);
+                aside.outside.extend(set_aside.outside);
             }
             Err(e) => {
                 tasks.for_each(|task| task.abort());
@@ -120,10 +129,30 @@ pub async fn rating_input(
             }
         }
     }
+    // Scan tasks finish in any order; what is kept of them, in file and row order.
+    aside.outside.sort_unstable();
     Ok(RatingInput {
         buckets: Buckets::collect(Arc::clone(&split.rating_schema), limits, dealers),
-        unrated,
+        unrated: aside.unrated,
+        posted_periods: aside.posted_periods,
+        outside: aside.outside,
+        unrated_schema: Arc::clone(&split.unrated_schema),
     })
+}
+
+impl RatingInput {
+    /// The schema of the `unrated` batches set aside.
+    pub fn unrated_schema(&self) -> SchemaRef {
+        Arc::clone(&self.unrated_schema)
+    }
+}
+
+/// What a scan task sets aside instead of rating.
+#[derive(Debug, Default)]
+struct SetAside {
+    unrated: Vec<RecordBatch>,
+    posted_periods: Vec<RecordBatch>,
+    outside: Vec<(u32, u64)>,
 }
 
 fn indices_of(schema: &Schema, names: &[&str]) -> Result<Vec<usize>> {
@@ -138,7 +167,15 @@ fn indices_of(schema: &Schema, names: &[&str]) -> Result<Vec<usize>> {
 }
 
 /// The columns of `usage_deduped` that rating reads, in this order.
-const SCANNED_COLUMNS: [&str; 5] = ["event_id", "customer_id", "product_id", "ts", "quantity"];
+pub const SCANNED_COLUMNS: [&str; 7] = [
+    "event_id",
+    "customer_id",
+    "product_id",
+    "ts",
+    "quantity",
+    billrun_schemas::templates::FILE_INDEX_COLUMN,
+    billrun_schemas::templates::ROW_NUMBER_COLUMN,
+];
 
 /// Splits a scanned batch of usage by where each event falls (see
 /// [`SegmentLookup::place`]).
@@ -174,12 +211,14 @@ impl SplitByPlace {
             .collect::<Result<Vec<_>>>()?;
         rating_fields.push(Arc::new(Field::new(RATING_KEY, DataType::UInt64, false)));
         let rating_schema = Arc::new(Schema::new(rating_fields));
-        let unrated_schema = Arc::new(Schema::new(
-            UNRATED_COLUMNS
-                .iter()
-                .map(|name| built(name))
-                .collect::<Result<Vec<_>>>()?,
-        ));
+        let mut unrated_fields = UNRATED_COLUMNS
+            .iter()
+            .map(|name| built(name))
+            .collect::<Result<Vec<_>>>()?;
+        // Where each came from, so that later runs of the books try it again.
+        unrated_fields.push(field(billrun_schemas::templates::FILE_INDEX_COLUMN)?);
+        unrated_fields.push(field(billrun_schemas::templates::ROW_NUMBER_COLUMN)?);
+        let unrated_schema = Arc::new(Schema::new(unrated_fields));
         Ok(Self {
             lookup,
             rating_schema,
@@ -189,7 +228,7 @@ impl SplitByPlace {
 
     /// The events of `batch` to rate, as [`RATING_COLUMNS`] with their [`RATING_KEY`];
     /// the events that cannot be rated are pushed to `unrated`.
-    fn split(&self, batch: &RecordBatch, unrated: &mut Vec<RecordBatch>) -> Result<RecordBatch> {
+    fn split(&self, batch: &RecordBatch, aside: &mut SetAside) -> Result<RecordBatch> {
         let customers = batch.column(1).as_string::<i32>();
         let products = batch.column(2).as_string::<i32>();
         let ts = batch
@@ -205,12 +244,29 @@ impl SplitByPlace {
         let mut keys = Vec::with_capacity(rows);
         let mut set_aside: Vec<u32> = Vec::new();
         let mut codes: Vec<&'static str> = Vec::new();
+        let mut posted: Vec<u32> = Vec::new();
+        let tracks = self.lookup.tracks_outside();
+        let files = batch
+            .column(5)
+            .as_primitive::<arrow::datatypes::UInt32Type>();
+        let row_numbers = batch
+            .column(6)
+            .as_primitive::<arrow::datatypes::UInt64Type>();
         for row in 0..rows {
             match self
                 .lookup
                 .place(customers.value(row), products.value(row), ts[row])
             {
-                None => {}
+                None if !tracks => {}
+                None => {
+                    if self.lookup.falls_in_posted(customers.value(row), ts[row]) {
+                        posted.push(row as u32);
+                    } else {
+                        aside
+                            .outside
+                            .push((files.value(row), row_numbers.value(row)));
+                    }
+                }
                 Some(Ok((priced, period))) => {
                     rated.push(row as u32);
                     period_start.push(period);
@@ -232,10 +288,19 @@ impl SplitByPlace {
                 columns.push(arrow::compute::take(batch.column(c), &indices, None)?);
             }
             columns.push(Arc::new(StringArray::from(codes)) as ArrayRef);
-            unrated.push(RecordBatch::try_new(
+            for c in 5..7 {
+                columns.push(arrow::compute::take(batch.column(c), &indices, None)?);
+            }
+            aside.unrated.push(RecordBatch::try_new(
                 Arc::clone(&self.unrated_schema),
                 columns,
             )?);
+        }
+        if !posted.is_empty() {
+            let indices = UInt32Array::from(posted);
+            aside
+                .posted_periods
+                .push(arrow::compute::take_record_batch(batch, &indices)?);
         }
         let indices = UInt32Array::from(rated);
         let mut columns = Vec::with_capacity(8);

@@ -21,6 +21,9 @@ pub(crate) struct DecodedFile {
     pub(crate) rejects: Vec<Reject>,
     pub(crate) good_rows: u64,
     pub(super) spill: Option<SpillSink>,
+    /// With the books, for a file a posted run read: the rows still open (the others
+    /// are settled and skipped).
+    keep_rows: Option<Vec<u64>>,
 }
 
 impl DecodedFile {
@@ -31,6 +34,7 @@ impl DecodedFile {
             rejects: Vec::new(),
             good_rows: 0,
             spill: None,
+            keep_rows: None,
         }
     }
 }
@@ -40,17 +44,23 @@ pub(crate) fn decode_and_validate(
     bytes: Bytes,
     file_index: u32,
 ) -> Result<DecodedFile> {
-    decode_into(file, bytes, file_index, None)
+    decode_into(file, bytes, file_index, None, None)
 }
+
+/// What the books say of the files of a table: by SHA-256, the files posted runs read.
+pub(crate) type SettledFiles =
+    std::sync::Arc<std::collections::BTreeMap<String, billrun_accounting::books::SettledFile>>;
 
 pub(super) fn decode_into(
     file: &InputFile,
     bytes: Bytes,
     file_index: u32,
     spill: Option<SpillSink>,
+    settled: Option<&SettledFiles>,
 ) -> Result<DecodedFile> {
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let byte_count = bytes.len() as u64;
+    let known = settled.and_then(|s| s.get(&sha256)).cloned();
     let mut out = DecodedFile::new(InputRecord {
         table: file.table.name().to_string(),
         file: file.name.clone(),
@@ -58,8 +68,18 @@ pub(super) fn decode_into(
         sha256,
         rows: 0,
         rows_rejected: 0,
+        rows_settled: 0,
     });
     out.spill = spill;
+    if let Some(known) = known {
+        if known.open_rows.is_empty() {
+            // Every row is settled: nothing to decode.
+            out.record.rows = known.rows;
+            out.record.rows_settled = known.rows;
+            return Ok(out);
+        }
+        out.keep_rows = Some(known.open_rows);
+    }
     let mut next_row: u64 = 1;
     match file.format {
         FileFormat::Parquet => {
@@ -90,6 +110,10 @@ pub(super) fn decode_into(
                         accept(file, file_index, &batch, &mut next_row, &mut out)?;
                     }
                     CsvChunk::Malformed { reason, raw } => {
+                        if !out.keeps(next_row) {
+                            next_row += 1;
+                            continue;
+                        }
                         out.rejects.push(Reject {
                             table: file.table,
                             source_file: file.name.clone(),
@@ -107,7 +131,19 @@ pub(super) fn decode_into(
     }
     out.record.rows = next_row - 1;
     out.record.rows_rejected = out.rejects.len() as u64;
+    if out.keep_rows.is_some() {
+        out.record.rows_settled = out.record.rows - out.record.rows_rejected - out.good_rows;
+    }
     Ok(out)
+}
+
+impl DecodedFile {
+    /// Whether row `row` is read (not settled by a posted run).
+    fn keeps(&self, row: u64) -> bool {
+        self.keep_rows
+            .as_ref()
+            .is_none_or(|open| open.binary_search(&row).is_ok())
+    }
 }
 
 /// A run of consecutive well-formed rows (all Utf8), or one malformed line. Runs end at
@@ -133,6 +169,9 @@ pub(crate) fn accept(
         }
     })?;
     for r in validated.rejects {
+        if !out.keeps(*next_row + r.row_index as u64) {
+            continue;
+        }
         out.rejects.push(Reject {
             table: file.table,
             source_file: file.name.clone(),
@@ -144,11 +183,25 @@ pub(crate) fn accept(
         });
     }
     *next_row += raw.num_rows() as u64;
-    out.good_rows += validated.batch.num_rows() as u64;
-    if validated.batch.num_rows() > 0 {
+    let batch = match &out.keep_rows {
+        None => validated.batch,
+        Some(_) => {
+            use arrow::array::AsArray;
+            let rows = validated
+                .batch
+                .column_by_name(billrun_schemas::templates::ROW_NUMBER_COLUMN)
+                .ok_or_else(|| PipelineError::Internal("validated rows lack row numbers".into()))?
+                .as_primitive::<arrow::datatypes::UInt64Type>();
+            let keep: arrow::array::BooleanArray =
+                rows.values().iter().map(|r| Some(out.keeps(*r))).collect();
+            arrow::compute::filter_record_batch(&validated.batch, &keep)?
+        }
+    };
+    out.good_rows += batch.num_rows() as u64;
+    if batch.num_rows() > 0 {
         match out.spill.as_mut() {
-            Some(sink) => sink.write(&validated.batch)?,
-            None => out.batches.push(validated.batch),
+            Some(sink) => sink.write(&batch)?,
+            None => out.batches.push(batch),
         }
     }
     Ok(())

@@ -22,7 +22,9 @@ mod decode;
 mod usage_spill;
 
 use decode::decode_into;
-pub(crate) use decode::{CsvChunk, CsvChunks, DecodedFile, accept, decode_and_validate};
+pub(crate) use decode::{
+    CsvChunk, CsvChunks, DecodedFile, SettledFiles, accept, decode_and_validate,
+};
 use usage_spill::SpillSink;
 pub use usage_spill::{EVENT_HASH_COLUMN, UsageSpill, event_hash};
 
@@ -38,6 +40,13 @@ pub struct InputRecord {
     pub sha256: String,
     pub rows: u64,
     pub rows_rejected: u64,
+    /// With the books: rows a posted run billed or rejected, skipped.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rows_settled: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A table after validation: its good rows in canonical form (in `batches`, or in
@@ -62,9 +71,14 @@ impl LoadedTable {
         self.good_rows as usize
     }
 
-    /// Rows read, good or rejected.
+    /// Rows read, good, rejected or settled.
     pub fn rows_read(&self) -> u64 {
         self.files.iter().map(|f| f.rows).sum()
+    }
+
+    /// Rows a posted run settled, skipped.
+    pub fn rows_settled(&self) -> u64 {
+        self.files.iter().map(|f| f.rows_settled).sum()
     }
 }
 
@@ -79,6 +93,7 @@ pub async fn load_table(
     first_file_index: u32,
     progress: &Progress,
     spill: Option<&UsageSpill>,
+    settled: Option<&SettledFiles>,
 ) -> Result<LoadedTable> {
     let spill = spill.filter(|_| table == Table::Usage);
     let files = dataset.table_files(table).await?;
@@ -89,13 +104,14 @@ pub async fn load_table(
         .map(|(i, file)| {
             let bar = bar.clone();
             let spill_to = spill.map(|s| s.file_path(first_file_index + i as u32));
+            let settled = settled.cloned();
             async move {
                 let bytes = dataset.read(&file).await?;
                 let file_index = first_file_index + i as u32;
                 let decoded = tokio::task::spawn_blocking(move || {
                     let size = file.size;
                     let sink = spill_to.map(SpillSink::create).transpose()?;
-                    let out = decode_into(&file, bytes, file_index, sink);
+                    let out = decode_into(&file, bytes, file_index, sink, settled.as_ref());
                     bar.inc(size);
                     out
                 })

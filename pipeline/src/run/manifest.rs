@@ -10,7 +10,8 @@ use crate::rating::order::RatingOrderStats;
 use crate::read::InputRecord;
 use crate::write::OutputRecord;
 
-/// Usage rows, accounted for: `read = rated + unrated + rejected + outside_period`.
+/// Usage rows, accounted for: `read = rated + unrated + rejected + outside_period +
+/// settled`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct UsageCounts {
     pub read: u64,
@@ -19,6 +20,9 @@ pub struct UsageCounts {
     pub outside_period: u64,
     pub unrated: u64,
     pub rated: u64,
+    /// With the books: rows of files a posted run read that it billed or rejected,
+    /// skipped (`read = rated + unrated + rejected + outside_period + settled`).
+    pub settled: u64,
 }
 
 /// Wall time of one stage, and the process's peak resident memory when it ended.
@@ -57,6 +61,9 @@ pub struct Manifest {
     /// How the events to rate were put in rating order: buckets of subscriptions, the
     /// scratch files written under the memory limit, the buckets sorted externally.
     pub rating_order: RatingOrderStats,
+    /// With `--books`: what the run did to them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub books: Option<super::BooksOutcome>,
 }
 
 pub(super) struct Stopwatch {

@@ -7,8 +7,14 @@ use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use billrun_accounting::ValidatedRows;
+use billrun_accounting::books::{
+    Posted, applications_batch, ar_aging, ar_aging_batch, cash_not_conserved, post_run,
+    receivables_batch,
+};
 use billrun_accounting::catalog::{Catalog, MasterTables, build_catalog};
-use billrun_accounting::invoicing::{Invoicing, UsageTotals, build_invoices};
+use billrun_accounting::invoicing::{
+    CreditScope, Invoicing, OpenCredit, UsageTotals, build_invoices_with_credit,
+};
 use billrun_accounting::ledger::{
     GlChart, JournalEntry, Payment, credit_memo_entries, hledger_journal, journal_batch,
     journal_csv, journal_entries, payment_entries, payments,
@@ -20,7 +26,7 @@ use billrun_engine::{
     BillingMonth, CarveOrder, DateWindow, PlanVersion, billing_window, next_month_start,
 };
 use billrun_schemas::outputs::OutputTable;
-use billrun_schemas::{Reject, Table, rejects_batch};
+use billrun_schemas::{Reject, RejectCode, Table, rejects_batch};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
 
@@ -34,11 +40,15 @@ use crate::store::scratch::Scratch;
 use crate::write::{OutputRecord, Staging};
 
 mod manifest;
+mod posted_usage;
+mod posting;
 mod session;
 mod totals;
 
 use manifest::Stopwatch;
 pub use manifest::{Manifest, StageTime, UsageCounts};
+pub use posting::BooksOutcome;
+use posting::BooksRun;
 pub use session::default_memory_limit;
 use session::session;
 use totals::TotalsBuilder;
@@ -61,7 +71,19 @@ pub struct RunOptions {
     /// Bill the dataset as it was at this instant (`billrun run --as-of`), to repeat a
     /// past bill run; `None` reads it as it is.
     pub as_of: Option<chrono::DateTime<chrono::Utc>>,
+    /// The books the run bills on top of and posts to (`--books`): a folder or URL.
+    pub books: Option<String>,
+    /// With `books`: write what a posting would, post nothing (`--preview`).
+    pub preview: bool,
     pub progress: Progress,
+}
+
+/// A run's as_of with the books: the first day after its period's calendar month.
+///
+/// # Errors
+/// A period at the end of the calendar.
+pub fn as_of_day(period: BillingMonth) -> Result<chrono::NaiveDate> {
+    Ok(next_month_start(billing_window(period, 1)?.start)?)
 }
 
 /// Runs the whole bill run and publishes its outputs: each stage below, in order, once.
@@ -80,13 +102,36 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         None => Dataset::open(&options.data)?,
     };
     let progress = &options.progress;
+    let started = chrono::Utc::now();
+    let books = match &options.books {
+        Some(location) => Some(BooksRun::open(location, options.period, options.preview).await?),
+        None if options.preview => {
+            return Err(PipelineError::InvalidOption(
+                "--preview shows what posting to the books would write: give --books too".into(),
+            ));
+        }
+        None => None,
+    };
     // Validated usage waits here for the query engine, instead of in memory; its files
     // are removed once the rating has read them, the rest when the run ends, however it
     // ends.
     let scratch = Scratch::create("billrun-usage-")?;
 
-    let mut inputs = read_inputs(&dataset, &scratch, progress).await?;
+    let settled = books.as_ref().map(|b| Arc::new(b.base.usage_files.clone()));
+    let mut inputs = read_inputs(&dataset, &scratch, progress, settled.as_ref()).await?;
     clock.lap("read");
+    let fingerprint = crate::books::RunFingerprint {
+        carve_order: options.carve_order.as_str().to_string(),
+        inputs: inputs
+            .loaded
+            .values()
+            .flat_map(|t| t.files.iter())
+            .map(|f| (f.table.clone(), f.file.clone(), f.sha256.clone()))
+            .collect(),
+    };
+    if let Some(books) = &books {
+        books.check_again(&fingerprint)?;
+    }
 
     let master = validate(&inputs, options.period)?;
     clock.lap("validate");
@@ -104,16 +149,51 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         progress,
         period: options.period,
         memory_limit,
+        books: books.as_ref().map(|b| {
+            b.posted_periods()
+                .and_then(|(first, _)| billing_window(first, 1).ok())
+                .map(|w| w.start)
+        }),
     };
-    let rated = rating.rate(&inputs, &master, &deduped).await?;
+    let mut rated = rating.rate(&inputs, &master, &deduped).await?;
+    let posted_usage = match (&books, books.as_ref().and_then(BooksRun::posted_periods)) {
+        (Some(b), Some(range)) => {
+            posted_usage::sort_posted_period_usage(
+                &b.books,
+                &b.history,
+                &rated.posted_periods,
+                range,
+                &master.catalog,
+                &inputs.file_names,
+                &rated.unrated_schema,
+            )
+            .await?
+        }
+        _ => posted_usage::PostedPeriodUsage::default(),
+    };
+    rated.unrated_raw.extend(posted_usage.late.iter().cloned());
+    let unrated = rating::unrated_usage(std::mem::take(&mut rated.unrated_raw))?;
     clock.lap("rate");
 
-    let invoicing = build_invoices(
+    let carried = books
+        .as_ref()
+        .map(|b| b.base.customer_credit())
+        .unwrap_or_default();
+    let scope = CreditScope {
+        carried: &carried,
+        posted_memos: books.as_ref().map(|b| &b.base.posted_memos),
+    };
+    let mut invoicing = build_invoices_with_credit(
         &master.catalog,
         options.period,
         &master.windows,
         &rated.totals,
+        scope,
     )?;
+    let posted = match &books {
+        Some(b) => Some(post(b, &master, scope, &mut invoicing)?),
+        None => None,
+    };
     clock.lap("invoice");
 
     let recognition = master.contracts.recognise(
@@ -126,21 +206,44 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
     )?;
     clock.lap("recognise");
 
-    let entries = journal(&master, options.period, &invoicing, &recognition)?;
+    let entries = journal(
+        &master,
+        options.period,
+        &invoicing,
+        &recognition,
+        JournalScope {
+            credit: scope,
+            posted: posted.as_ref(),
+            book_opening: books.as_ref().is_none_or(|b| !b.has_history),
+        },
+    )?;
     clock.lap("journal");
 
-    let rejects = all_rejects(&inputs, &master, &recognition, &deduped);
+    let mut rejects = all_rejects(&inputs, &master, &recognition, &deduped);
+    if let Some(p) = &posted {
+        rejects.extend(refused_payments(&inputs, p));
+        rejects.extend(posted_usage.duplicates.iter().cloned());
+        sort_rejects(&inputs, &mut rejects);
+    }
     let usage = inputs.usage();
+    let unrated_rows: u64 = unrated.iter().map(|b| b.num_rows() as u64).sum();
     let counts = UsageCounts {
         read: usage.rows_read(),
         rejected: rejects.iter().filter(|r| r.table == Table::Usage).count() as u64,
-        duplicates: deduped.rejects.len() as u64,
-        outside_period: deduped_rows(&inputs, &deduped) - rated.rated_rows - rated.unrated_rows(),
-        unrated: rated.unrated_rows(),
+        duplicates: (deduped.rejects.len() + posted_usage.duplicates.len()) as u64,
+        outside_period: deduped_rows(&inputs, &deduped)
+            - rated.rated_rows
+            - rated.unrated_in_period
+            - rated.posted_period_rows()
+            + posted_usage.outside,
+        unrated: unrated_rows,
         rated: rated.rated_rows,
+        settled: usage.rows_settled(),
     };
     // Paired with validation: every usage row read is accounted for exactly once.
-    if counts.read != counts.rated + counts.unrated + counts.rejected + counts.outside_period {
+    if counts.read
+        != counts.rated + counts.unrated + counts.rejected + counts.outside_period + counts.settled
+    {
         return Err(PipelineError::Internal(format!(
             "usage rows do not add up: {counts:?}"
         )));
@@ -152,17 +255,21 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         env!("CARGO_PKG_VERSION"),
         options.period
     );
+    let journal = journal_batch(&entries)?;
+    let ledger_text = hledger_journal(&entries, &header, &master.chart)?;
+    let csv_bytes = journal_csv(&journal)?;
     outputs.extend(write_outputs(
         &staging,
-        &Books {
+        &RunTables {
             invoicing: &invoicing,
             recognition: &recognition,
-            entries: &entries,
-            chart: &master.chart,
-            journal_header: &header,
+            journal: &journal,
+            ledger_text: &ledger_text,
+            journal_csv: &csv_bytes,
+            books: books.as_ref().zip(posted.as_ref()),
         },
         &rejects,
-        &rated.unrated,
+        &unrated,
     )?);
     clock.lap("write");
 
@@ -195,16 +302,172 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
             .map(|(c, t)| (c, t.to_string()))
             .collect(),
         rejects_by_table,
-        inputs: inputs.loaded.into_values().flat_map(|t| t.files).collect(),
+        inputs: inputs
+            .loaded
+            .values()
+            .flat_map(|t| t.files.iter().cloned())
+            .collect(),
         outputs,
         stages: clock.stages,
         rating_order: rated.order_stats,
+        books: books.as_ref().map(BooksRun::outcome),
     };
+    if let (Some(b), Some(p)) = (&books, posted)
+        && b.posts()
+    {
+        let commit = b.commit(
+            options.period,
+            &dataset.location,
+            dataset.read_at().unwrap_or(started),
+            fingerprint,
+            invoicing.invoices.len() as u64,
+        );
+        let mut state = p.next;
+        state.usage_files = usage_files_after(
+            &state.usage_files,
+            &inputs,
+            [rated.open_rows.as_slice(), posted_usage.open.as_slice()],
+        );
+        let rated_usage = std::fs::read(
+            staging
+                .path()
+                .join(OutputTable::RatedUsage.name())
+                .join("part-00000.parquet"),
+        )
+        .map_err(PipelineError::io("reading the staged rated_usage"))?;
+        let files = crate::books::PostingFiles {
+            invoices: invoicing
+                .invoices
+                .iter()
+                .map(|i| crate::books::PostedInvoice {
+                    receivable: p
+                        .receivables
+                        .iter()
+                        .find(|(r, _)| r.invoice_id == i.invoice_id)
+                        .map_or_else(
+                            || billrun_accounting::books::receivable_of(i),
+                            |(r, _)| r.clone(),
+                        ),
+                    invoice_number: i.invoice_number.unwrap_or_default(),
+                    period: options.period.to_string(),
+                    corrects_invoice_id: i.corrects_invoice_id.clone(),
+                })
+                .collect(),
+            applications: p.applications,
+            state,
+            journal_ledger: ledger_text,
+            journal_csv: csv_bytes,
+            rated_usage: bytes::Bytes::from(rated_usage),
+        };
+        b.books.post(commit, &files).await?;
+    }
     let json = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| PipelineError::Internal(format!("manifest does not serialise: {e}")))?;
     staging.write_file("manifest.json", &json)?;
     staging.publish()?;
     Ok(manifest)
+}
+
+/// The books' usage files after a posting: every usage file the run read, with its
+/// rows still open (`open`: (file index, row number) of rows left unrated, outside the
+/// period, or late), and every file known before that the run did not read.
+fn usage_files_after(
+    before: &BTreeMap<String, billrun_accounting::books::SettledFile>,
+    inputs: &Inputs,
+    open: [&[(u32, u64)]; 2],
+) -> BTreeMap<String, billrun_accounting::books::SettledFile> {
+    let mut open_by_file: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    for (file, row) in open.into_iter().flatten() {
+        open_by_file.entry(*file).or_default().push(*row);
+    }
+    let mut after = before.clone();
+    // Files are numbered in reading order, the order of `file_names`.
+    for file in &inputs.usage().files {
+        let Some(index) = inputs.file_names.iter().position(|n| *n == file.file) else {
+            continue;
+        };
+        let mut rows = open_by_file.remove(&(index as u32)).unwrap_or_default();
+        rows.sort_unstable();
+        rows.dedup();
+        after.insert(
+            file.sha256.clone(),
+            billrun_accounting::books::SettledFile {
+                rows: file.rows,
+                open_rows: rows,
+            },
+        );
+    }
+    after
+}
+
+/// With the books: the run's invoices posted on top of the books' state, numbered
+/// (unless a preview), and the credit left replacing the invoicing's.
+fn post(
+    books: &BooksRun,
+    master: &MasterData,
+    scope: CreditScope<'_>,
+    invoicing: &mut Invoicing,
+) -> Result<Posted> {
+    let mut posted = post_run(&books.base, invoicing, &master.payments, books.as_of)?;
+    // Paired with the application: cash is applied or left over, never made or lost.
+    let lost = cash_not_conserved(&books.base, &posted)?;
+    if !lost.is_zero() {
+        return Err(PipelineError::Internal(format!(
+            "posting does not conserve cash: {lost} unaccounted for"
+        )));
+    }
+    if !books.preview {
+        let numbers = posted.numbers();
+        for invoice in &mut invoicing.invoices {
+            invoice.invoice_number = numbers.get(invoice.invoice_id.as_str()).copied();
+        }
+    } else {
+        let run: BTreeSet<&str> = invoicing
+            .invoices
+            .iter()
+            .map(|i| i.invoice_id.as_str())
+            .collect();
+        posted.unnumbered = run.into_iter().map(str::to_string).collect();
+    }
+    for memo in &master.catalog.credit_memos {
+        if master
+            .windows
+            .get(&memo.customer_id)
+            .is_some_and(|w| scope.takes_memo(memo, *w))
+        {
+            posted.next.posted_memos.insert(memo.credit_memo_id.clone());
+        }
+    }
+    invoicing.open_credits = posted.credits.iter().map(OpenCredit::from_credit).collect();
+    invoicing
+        .open_credits
+        .sort_by(|a, b| a.memo.credit_memo_id.cmp(&b.memo.credit_memo_id));
+    Ok(posted)
+}
+
+/// The payments rows the posting refused, as rejects.
+fn refused_payments(inputs: &Inputs, posted: &Posted) -> Vec<Reject> {
+    let refused: BTreeMap<&str, &billrun_accounting::books::PaymentRefusal> = posted
+        .refused_payments
+        .iter()
+        .map(|r| (r.payment_id.as_str(), r))
+        .collect();
+    if refused.is_empty() {
+        return Vec::new();
+    }
+    inputs
+        .rows(Table::Payments)
+        .iter()
+        .filter_map(|row| {
+            let r = refused.get(row.req("payment_id").as_str())?;
+            let code = if r.column == "invoice_id" {
+                RejectCode::UnknownReference
+            } else {
+                RejectCode::DuplicateKey
+            };
+            Some(row.reject(Some(r.column), code, r.reason.clone()))
+        })
+        .collect()
 }
 
 /// Every input table, read and validated row by row.
@@ -226,7 +489,12 @@ impl Inputs {
 
 /// Stage 1: reads and validates every table, master data first; validated usage goes
 /// to Parquet files in `scratch`.
-async fn read_inputs(dataset: &Dataset, scratch: &Scratch, progress: &Progress) -> Result<Inputs> {
+async fn read_inputs(
+    dataset: &Dataset,
+    scratch: &Scratch,
+    progress: &Progress,
+    settled: Option<&crate::read::SettledFiles>,
+) -> Result<Inputs> {
     let spill = UsageSpill::new(scratch.path());
     let mut loaded: BTreeMap<Table, LoadedTable> = BTreeMap::new();
     let mut file_names: Vec<String> = Vec::new();
@@ -237,6 +505,7 @@ async fn read_inputs(dataset: &Dataset, scratch: &Scratch, progress: &Progress) 
             file_names.len() as u32,
             progress,
             Some(&spill),
+            settled.filter(|_| table == Table::Usage),
         )
         .await?;
         let required = matches!(
@@ -351,6 +620,8 @@ struct Rating<'a> {
     progress: &'a Progress,
     period: BillingMonth,
     memory_limit: usize,
+    /// With the books: the first day of the first posted period, if any.
+    books: Option<Option<chrono::NaiveDate>>,
 }
 
 /// What rating produced.
@@ -362,14 +633,24 @@ struct Rated {
     totals: BTreeMap<(String, String), UsageTotals>,
     /// Usage consumed by contracts recognised as consumed.
     consumed: ConsumedUsage,
-    /// The `unrated` table.
-    unrated: Vec<RecordBatch>,
+    /// The events of the period that could not be rated, as the scan set them aside
+    /// (for [`rating::unrated_usage`]).
+    unrated_raw: Vec<RecordBatch>,
+    unrated_schema: arrow::datatypes::SchemaRef,
+    unrated_in_period: u64,
+    /// With the books: events of posted periods, and (file, row) of the rows that stay
+    /// open (unrated, or outside the period).
+    posted_periods: Vec<RecordBatch>,
+    open_rows: Vec<(u32, u64)>,
     order_stats: RatingOrderStats,
 }
 
 impl Rated {
-    fn unrated_rows(&self) -> u64 {
-        self.unrated.iter().map(|b| b.num_rows() as u64).sum()
+    fn posted_period_rows(&self) -> u64 {
+        self.posted_periods
+            .iter()
+            .map(|b| b.num_rows() as u64)
+            .sum()
     }
 }
 
@@ -380,11 +661,12 @@ impl Rating<'_> {
         let catalog = &master.catalog;
         let deduped_rows = deduped_rows(inputs, deduped);
         let spinner = self.progress.spinner("rating usage");
-        let lookup = Arc::new(SegmentLookup::new(
-            catalog,
-            &master.windows,
-            billing_window(self.period, 1)?,
-        )?);
+        let mut lookup =
+            SegmentLookup::new(catalog, &master.windows, billing_window(self.period, 1)?)?;
+        if let Some(posted_from) = self.books {
+            lookup = lookup.with_books(posted_from);
+        }
+        let lookup = Arc::new(lookup);
         let step = Instant::now();
         let scan_bar = self.progress.items("ordering usage", deduped_rows);
         spinner.finish_and_clear();
@@ -407,7 +689,14 @@ impl Rating<'_> {
             stats = ?order_stats,
             "usage of the period dealt into buckets"
         );
-        let unrated = rating::unrated_usage(input.unrated)?;
+        let unrated_schema = input.unrated_schema();
+        let unrated_in_period: u64 = input.unrated.iter().map(|b| b.num_rows() as u64).sum();
+        let mut open_rows = input.outside;
+        if self.books.is_some() {
+            open_rows.extend(provenance(&input.unrated)?);
+        }
+        let unrated_raw = input.unrated;
+        let posted_periods = input.posted_periods;
 
         let step = Instant::now();
         let rated_bar = self.progress.items("rating usage", deduped_rows);
@@ -464,10 +753,37 @@ impl Rating<'_> {
             rated_rows,
             totals: totals.finish()?,
             consumed,
-            unrated,
+            unrated_raw,
+            unrated_schema,
+            unrated_in_period,
+            posted_periods,
+            open_rows,
             order_stats,
         })
     }
+}
+
+/// (file index, row number) of each row of `batches`.
+fn provenance(batches: &[RecordBatch]) -> Result<Vec<(u32, u64)>> {
+    use arrow::array::AsArray;
+    use billrun_schemas::templates::{FILE_INDEX_COLUMN, ROW_NUMBER_COLUMN};
+    let mut out = Vec::new();
+    for b in batches {
+        let column = |n: &str| {
+            b.column_by_name(n)
+                .ok_or_else(|| PipelineError::Internal(format!("set-aside events lack {n}")))
+        };
+        let files = column(FILE_INDEX_COLUMN)?.as_primitive::<arrow::datatypes::UInt32Type>();
+        let rows = column(ROW_NUMBER_COLUMN)?.as_primitive::<arrow::datatypes::UInt64Type>();
+        out.extend(
+            files
+                .values()
+                .iter()
+                .copied()
+                .zip(rows.values().iter().copied()),
+        );
+    }
+    Ok(out)
 }
 
 /// Stage 7: the run's journal: invoices, credit memos issued and payments received in
@@ -478,18 +794,41 @@ fn journal(
     period: BillingMonth,
     invoicing: &Invoicing,
     recognition: &Recognition,
+    scope: JournalScope<'_>,
 ) -> Result<Vec<JournalEntry>> {
     let calendar = billing_window(period, 1)?;
     let mut entries = journal_entries(&master.catalog, &invoicing.invoices)?;
-    entries.extend(credit_memo_entries(&master.catalog, &master.windows)?);
-    entries.extend(payment_entries(
-        &master.payments,
-        calendar.start,
-        next_month_start(calendar.start)?,
+    entries.extend(credit_memo_entries(
+        &master.catalog,
+        &master.windows,
+        scope.credit,
     )?);
-    entries.extend(recognition.journal_entries()?);
+    entries.extend(match scope.posted {
+        // With the books, the payments the run posts, whatever their month.
+        Some(posted) => payment_entries(
+            &posted.payments,
+            chrono::NaiveDate::MIN,
+            chrono::NaiveDate::MAX,
+        )?,
+        None => payment_entries(
+            &master.payments,
+            calendar.start,
+            next_month_start(calendar.start)?,
+        )?,
+    });
+    entries.extend(recognition.journal_entries(scope.book_opening)?);
     entries.sort_by(|a, b| (a.date, &a.entry_id).cmp(&(b.date, &b.entry_id)));
     Ok(entries)
+}
+
+/// What decides which entries a run's journal holds besides its invoices.
+#[derive(Clone, Copy)]
+struct JournalScope<'a> {
+    credit: CreditScope<'a>,
+    /// With the books: what the run posts.
+    posted: Option<&'a Posted>,
+    /// Whether deferred revenue brought forward is booked (not on top of posted books).
+    book_opening: bool,
 }
 
 /// Rejects of every table and stage, in file then row order.
@@ -507,49 +846,56 @@ fn all_rejects(
     rejects.extend(master.rejects.iter().cloned());
     rejects.extend(recognition.rejects.iter().cloned());
     rejects.extend(deduped.rejects.iter().cloned());
+    sort_rejects(inputs, &mut rejects);
+    rejects
+}
+
+/// Rejects in file then row order; a stable sort, so that the rejects of one row keep
+/// the order of the stages that found them.
+fn sort_rejects(inputs: &Inputs, rejects: &mut [Reject]) {
     let order: BTreeMap<&str, usize> = inputs
         .file_names
         .iter()
         .enumerate()
         .map(|(i, n)| (n.as_str(), i))
         .collect();
-    // A stable sort: rejects of one row keep the order of the stages that found them.
     rejects.sort_by_key(|r| (order.get(r.source_file.as_str()).copied(), r.row_number));
-    rejects
 }
 
-/// What the books of the run hold, to write.
-struct Books<'a> {
+/// The run's tables and journal, to write.
+struct RunTables<'a> {
     invoicing: &'a Invoicing,
     recognition: &'a Recognition,
-    entries: &'a [JournalEntry],
-    chart: &'a GlChart,
-    journal_header: &'a str,
+    journal: &'a RecordBatch,
+    ledger_text: &'a str,
+    journal_csv: &'a [u8],
+    /// With the books: what the run posts (or would).
+    books: Option<(&'a BooksRun, &'a Posted)>,
 }
 
 /// Stage 8: writes every table but `rated_usage` (written while rating) into `staging`.
 fn write_outputs(
     staging: &Staging,
-    books: &Books<'_>,
+    run: &RunTables<'_>,
     rejects: &[Reject],
     unrated: &[RecordBatch],
 ) -> Result<Vec<OutputRecord>> {
-    let Books {
+    let RunTables {
         invoicing,
         recognition,
-        entries,
-        chart,
-        journal_header,
-    } = books;
-    let journal = journal_batch(entries)?;
-    let tables: [(OutputTable, Vec<RecordBatch>); 11] = [
+        journal,
+        ledger_text,
+        journal_csv,
+        books,
+    } = run;
+    let mut tables: Vec<(OutputTable, Vec<RecordBatch>)> = vec![
         (OutputTable::InvoiceLines, vec![invoicing.lines_batch()?]),
         (OutputTable::Invoices, vec![invoicing.invoices_batch()?]),
         (
             OutputTable::OpenCredits,
             vec![invoicing.open_credits_batch()?],
         ),
-        (OutputTable::Journal, vec![journal.clone()]),
+        (OutputTable::Journal, vec![(*journal).clone()]),
         (OutputTable::Rejects, vec![rejects_batch(rejects)?]),
         (OutputTable::Unrated, unrated.to_vec()),
         (
@@ -573,15 +919,37 @@ fn write_outputs(
             vec![recognition.waterfall_batch()?],
         ),
     ];
+    if let Some((books, posted)) = books {
+        let numbered: Vec<_> = posted
+            .receivables
+            .iter()
+            .map(|(r, n)| {
+                let shown = (!posted.unnumbered.contains(&r.invoice_id)).then_some(*n);
+                (r.clone(), shown)
+            })
+            .collect();
+        let open: Vec<_> = posted.receivables.iter().map(|(r, _)| r.clone()).collect();
+        tables.extend([
+            (
+                OutputTable::Receivables,
+                vec![receivables_batch(&numbered, books.as_of)?],
+            ),
+            (
+                OutputTable::ArAging,
+                vec![ar_aging_batch(&ar_aging(&open, books.as_of)?)?],
+            ),
+            (
+                OutputTable::Applications,
+                vec![applications_batch(&posted.applications)?],
+            ),
+        ]);
+    }
     let mut outputs = Vec::with_capacity(tables.len() + 2);
     for (table, batches) in tables {
         outputs.push(staging.write_table(table.name(), table.schema(), &batches)?);
     }
-    outputs.push(staging.write_file(
-        "journal.ledger",
-        hledger_journal(entries, journal_header, chart)?.as_bytes(),
-    )?);
-    let mut journal_csv_output = staging.write_file("journal.csv", &journal_csv(&journal)?)?;
+    outputs.push(staging.write_file("journal.ledger", ledger_text.as_bytes())?);
+    let mut journal_csv_output = staging.write_file("journal.csv", journal_csv)?;
     journal_csv_output.rows = journal.num_rows() as u64;
     outputs.push(journal_csv_output);
     Ok(outputs)

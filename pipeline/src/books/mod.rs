@@ -1,0 +1,414 @@
+//! The books: a location (a folder, `file://` or `s3://`) that holds every posted period,
+//! written only by posting, atomically and exactly once.
+//!
+//! Layout, below the location:
+//!
+//! ```text
+//! _billrun_books.json          the format marker, created by the first posting
+//! log/0000000001.json          one commit per posting, created only if absent
+//! v0000000001-<token>/         the files of that posting, written before its commit:
+//!     state.json               what the next run starts from (open receivables,
+//!                              credit and unapplied cash, payments and memos posted,
+//!                              the next invoice number)
+//!     invoices.json            the invoices it posted, numbered (for reports)
+//!     applications.json        what paid or credited what
+//!     journal.ledger, journal.csv
+//!     rated_usage.parquet      the events it billed (duplicates across runs)
+//! ```
+//!
+//! A posting writes its files into a folder of its own (the token is unique to the
+//! attempt), then creates its commit with a create-only put: on a local disk an atomic
+//! hard link, on S3 a conditional `If-None-Match` put. Readers see only committed
+//! versions, so a killed posting leaves an orphan folder and nothing else; two runs
+//! posting at once race for the same commit name and the second is refused, naming
+//! the first. A version's files are never rewritten.
+//!
+//! Why not Delta Lake: see `docs/CONTRACT-NOTES.md` ("The books"). The commit protocol
+//! is the same idea (a numbered log entry created only if absent) without the 200
+//! crates delta-rs brings into every build.
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use billrun_accounting::books::{Application, BooksState, Receivable};
+
+use crate::error::{PipelineError, Result};
+use crate::store::dataset::Dataset;
+
+/// The books format this billrun writes and reads.
+pub const BOOKS_FORMAT: u32 = 1;
+
+const MARKER: &str = "_billrun_books.json";
+
+/// One posting, as its commit records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commit {
+    pub format: u32,
+    pub version: u64,
+    /// The billing period posted (`2026-10`).
+    pub period: String,
+    pub posted_at: DateTime<Utc>,
+    /// The instant the run read its dataset at.
+    pub dataset_read_at: DateTime<Utc>,
+    pub billrun_version: String,
+    pub dataset: String,
+    /// What decides a run's outputs besides the books: the period, the options and the
+    /// inputs (file, SHA-256).
+    pub fingerprint: RunFingerprint,
+    /// The folder of this version's files.
+    pub files: String,
+    /// Invoices posted, and the numbers they took.
+    pub invoices: u64,
+    pub first_invoice_number: Option<u64>,
+}
+
+/// What a run's outputs depend on besides the books: running a posted period again is
+/// "on the same inputs" when this is equal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunFingerprint {
+    pub carve_order: String,
+    /// (table, file, sha256) of every input file read, in reading order.
+    pub inputs: Vec<(String, String, String)>,
+}
+
+/// An invoice as posted: its receivable at posting, its number and period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostedInvoice {
+    pub receivable: Receivable,
+    pub invoice_number: u64,
+    pub period: String,
+    pub corrects_invoice_id: Option<String>,
+}
+
+/// The files a posting writes into its version's folder.
+#[derive(Debug)]
+pub struct PostingFiles {
+    pub state: BooksState,
+    pub invoices: Vec<PostedInvoice>,
+    pub applications: Vec<Application>,
+    pub journal_ledger: String,
+    pub journal_csv: Vec<u8>,
+    /// The run's `rated_usage` (its Parquet file as written): the events billed, for
+    /// duplicates across runs.
+    pub rated_usage: Bytes,
+}
+
+/// A books location.
+#[derive(Debug, Clone)]
+pub struct Books {
+    store: Dataset,
+    pub location: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Marker {
+    format: u32,
+    created_by: String,
+}
+
+impl Books {
+    /// Opens (a local folder: creates) a books location; nothing is written until the
+    /// first posting.
+    ///
+    /// # Errors
+    /// A location that cannot be resolved.
+    pub fn open(location: &str) -> Result<Self> {
+        Ok(Self {
+            store: Dataset::open_or_create(location)?,
+            location: location.to_string(),
+        })
+    }
+
+    /// Books on an object store already built (tests).
+    pub fn in_store(store: Dataset, location: &str) -> Self {
+        Self {
+            store,
+            location: location.to_string(),
+        }
+    }
+
+    fn damaged(&self, file: &str, reason: impl Into<String>) -> PipelineError {
+        PipelineError::BooksDamaged {
+            books: self.location.clone(),
+            file: file.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The object at `relative` below the books' root.
+    ///
+    /// # Errors
+    /// [`PipelineError::BooksDamaged`] when it cannot be read.
+    pub async fn get(&self, relative: &str) -> Result<Bytes> {
+        self.store
+            .get(&self.store.path(relative)?)
+            .await
+            .map_err(|e| self.damaged(relative, format!("cannot be read: {e}")))
+    }
+
+    async fn read_json<T: DeserializeOwned>(&self, relative: &str) -> Result<T> {
+        let bytes = self
+            .store
+            .get(&self.store.path(relative)?)
+            .await
+            .map_err(|e| self.damaged(relative, format!("cannot be read: {e}")))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| self.damaged(relative, format!("is not what billrun wrote: {e}")))
+    }
+
+    /// Every committed posting, in version order, checked: the format is one this
+    /// billrun reads and versions run 1, 2, 3… without a gap.
+    ///
+    /// # Errors
+    /// [`PipelineError::BooksDamaged`] for books of another format or a broken log.
+    pub async fn commits(&self) -> Result<Vec<Commit>> {
+        let listed = self.store.list_all().await?;
+        if listed.is_empty() {
+            return Ok(Vec::new());
+        }
+        if !listed.iter().any(|(name, _, _)| name == MARKER) {
+            return Err(self.damaged(
+                MARKER,
+                "is missing: this location holds files but is not billrun books; give --books an empty or new location",
+            ));
+        }
+        let marker: Marker = self.read_json(MARKER).await?;
+        if marker.format != BOOKS_FORMAT {
+            return Err(self.damaged(
+                MARKER,
+                format!(
+                    "the books are in format {} (written by {}); this billrun {} reads format {BOOKS_FORMAT} only",
+                    marker.format,
+                    marker.created_by,
+                    env!("CARGO_PKG_VERSION")
+                ),
+            ));
+        }
+        let mut commits = Vec::new();
+        for (name, _, _) in listed
+            .iter()
+            .filter(|(n, _, _)| n.starts_with("log/") && n.ends_with(".json"))
+        {
+            let commit: Commit = self.read_json(name).await?;
+            if commit.format != BOOKS_FORMAT {
+                return Err(self.damaged(
+                    name,
+                    format!(
+                        "is in books format {}; this billrun reads {BOOKS_FORMAT}",
+                        commit.format
+                    ),
+                ));
+            }
+            if commit_name(commit.version) != *name {
+                return Err(self.damaged(
+                    name,
+                    format!("holds version {} under another name", commit.version),
+                ));
+            }
+            commits.push(commit);
+        }
+        for (i, c) in commits.iter().enumerate() {
+            if c.version != i as u64 + 1 {
+                return Err(
+                    self.damaged(&commit_name(i as u64 + 1), "is missing: the log has a gap")
+                );
+            }
+        }
+        Ok(commits)
+    }
+
+    /// The state a run starts from after `commit` (empty books before the first).
+    ///
+    /// # Errors
+    /// A damaged state file.
+    pub async fn state_after(&self, commit: Option<&Commit>) -> Result<BooksState> {
+        match commit {
+            None => Ok(BooksState::empty()),
+            Some(c) => self.read_json(&format!("{}/state.json", c.files)).await,
+        }
+    }
+
+    /// Every invoice posted up to and including `commits`' last, in posting order.
+    ///
+    /// # Errors
+    /// A damaged file.
+    pub async fn posted_invoices(&self, commits: &[Commit]) -> Result<Vec<PostedInvoice>> {
+        let mut all = Vec::new();
+        for c in commits {
+            let invoices: Vec<PostedInvoice> = self
+                .read_json(&format!("{}/invoices.json", c.files))
+                .await?;
+            all.extend(invoices);
+        }
+        Ok(all)
+    }
+
+    /// Every application posted by `commits`, in posting order.
+    ///
+    /// # Errors
+    /// A damaged file.
+    pub async fn applications(&self, commits: &[Commit]) -> Result<Vec<Application>> {
+        let mut all = Vec::new();
+        for c in commits {
+            let applications: Vec<Application> = self
+                .read_json(&format!("{}/applications.json", c.files))
+                .await?;
+            all.extend(applications);
+        }
+        Ok(all)
+    }
+
+    /// The books' journal: every posting's `journal.ledger`, in order.
+    ///
+    /// # Errors
+    /// A damaged file.
+    pub async fn journal(&self, commits: &[Commit]) -> Result<String> {
+        let mut text = String::new();
+        for c in commits {
+            let relative = format!("{}/journal.ledger", c.files);
+            let bytes = self.store.get(&self.store.path(&relative)?).await?;
+            text.push_str(
+                std::str::from_utf8(&bytes).map_err(|_| self.damaged(&relative, "is not UTF-8"))?,
+            );
+        }
+        Ok(text)
+    }
+
+    /// Posts `files` as version `commit.version`: the files first, into a folder of this
+    /// attempt's own, then the commit, created only if no other run created it first.
+    ///
+    /// # Errors
+    /// [`PipelineError::BooksConflict`] when another run committed this version first
+    /// (nothing of this run is then part of the books); object-store failures.
+    pub async fn post(&self, mut commit: Commit, files: &PostingFiles) -> Result<Commit> {
+        let token = attempt_token(&commit);
+        commit.files = format!("v{:010}-{token}", commit.version);
+        let json = |v: &dyn erased::Json| -> Result<Bytes> { v.to_json() };
+        let put = |name: &str, bytes: Bytes| {
+            let relative = format!("{}/{name}", commit.files);
+            async move {
+                let path = self.store.path(&relative)?;
+                self.store.put(&path, bytes).await
+            }
+        };
+        put("state.json", json(&files.state)?).await?;
+        put("invoices.json", json(&files.invoices)?).await?;
+        put("applications.json", json(&files.applications)?).await?;
+        put(
+            "journal.ledger",
+            Bytes::from(files.journal_ledger.clone().into_bytes()),
+        )
+        .await?;
+        put("journal.csv", Bytes::from(files.journal_csv.clone())).await?;
+        put("rated_usage.parquet", files.rated_usage.clone()).await?;
+        let marker = self.store.path(MARKER)?;
+        if !self.store.exists(&marker).await? {
+            let bytes = serde_json::to_vec_pretty(&Marker {
+                format: BOOKS_FORMAT,
+                created_by: format!("billrun {}", env!("CARGO_PKG_VERSION")),
+            })
+            .map_err(internal)?;
+            // Two first postings may both create it; either marker says the same.
+            let _ = self.store.put_new(&marker, Bytes::from(bytes)).await?;
+        }
+        let name = commit_name(commit.version);
+        let bytes = serde_json::to_vec_pretty(&commit).map_err(internal)?;
+        if !self
+            .store
+            .put_new(&self.store.path(&name)?, Bytes::from(bytes))
+            .await?
+        {
+            let winner: Commit = self.read_json(&name).await?;
+            return Err(PipelineError::BooksConflict {
+                books: self.location.clone(),
+                version: winner.version,
+                period: winner.period,
+                posted_at: winner.posted_at.to_rfc3339(),
+            });
+        }
+        Ok(commit)
+    }
+}
+
+fn internal(e: serde_json::Error) -> PipelineError {
+    PipelineError::Internal(format!("books file does not serialise: {e}"))
+}
+
+/// `log/0000000001.json`.
+fn commit_name(version: u64) -> String {
+    format!("log/{version:010}.json")
+}
+
+/// A name unique to one posting attempt: the commit's content and the process and
+/// instant that wrote it.
+fn attempt_token(commit: &Commit) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(serde_json::to_vec(commit).unwrap_or_default());
+    hasher.update(std::process::id().to_le_bytes());
+    hasher.update(
+        Utc::now()
+            .timestamp_nanos_opt()
+            .unwrap_or_default()
+            .to_le_bytes(),
+    );
+    hex::encode(&hasher.finalize()[..8])
+}
+
+/// Serialising the books' files without a generic closure.
+mod erased {
+    use bytes::Bytes;
+
+    use crate::error::Result;
+
+    pub(super) trait Json {
+        fn to_json(&self) -> Result<Bytes>;
+    }
+
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> Result<Bytes> {
+            Ok(Bytes::from(
+                serde_json::to_vec(self).map_err(super::internal)?,
+            ))
+        }
+    }
+}
+
+/// `billrun report ar-aging --books B --on DATE`: the books' receivables as they stood
+/// at the start of `on` (invoices issued on or before it, cash applied before it),
+/// aged as of `on`; `None` for `on` ages as of the last posting's as_of.
+///
+/// # Errors
+/// Damaged books; books nothing was posted to.
+pub async fn ar_aging_report(
+    location: &str,
+    on: Option<chrono::NaiveDate>,
+) -> Result<arrow::array::RecordBatch> {
+    use billrun_accounting::books::{ar_aging, ar_aging_batch, receivables_on};
+    let books = Books::open(location)?;
+    let commits = books.commits().await?;
+    let Some(last) = commits.last() else {
+        return Err(PipelineError::BooksRefused {
+            books: location.to_string(),
+            reason: "nothing is posted yet: run `billrun run --books` first".into(),
+        });
+    };
+    let on = match on {
+        Some(day) => day,
+        None => crate::run::as_of_day(billrun_engine::BillingMonth::parse(&last.period)?)?,
+    };
+    let posted: Vec<Receivable> = books
+        .posted_invoices(&commits)
+        .await?
+        .into_iter()
+        .map(|p| Receivable {
+            paid: rust_decimal::Decimal::ZERO,
+            ..p.receivable
+        })
+        .collect();
+    let applications = books.applications(&commits).await?;
+    let receivables = receivables_on(&posted, &applications, on)?;
+    Ok(ar_aging_batch(&ar_aging(&receivables, on)?)?)
+}
