@@ -220,6 +220,31 @@ pub fn compose_invoice(draft: &InvoiceDraft) -> Result<ComposedInvoice, EngineEr
     })
 }
 
+/// Applies `memos`, in order, to an invoice composed without them (a correction
+/// invoice, built from its own lines): each applied memo a negative `credit` line, up to
+/// the invoice's total, which they never take below 0. Returns what is left of each
+/// memo with a remainder, as [`ComposedInvoice::open_credits`] does.
+///
+/// # Errors
+/// As [`compose_invoice`] for the memos: [`EngineError::InvalidCreditMemo`],
+/// [`EngineError::Overflow`].
+pub fn apply_credit(
+    invoice: &mut ComposedInvoice,
+    memos: &[CreditMemo],
+    minor_units: u32,
+) -> Result<Vec<CreditMemo>, EngineError> {
+    let applied = apply_credits(memos, invoice.total, minor_units, &mut invoice.lines)?;
+    invoice.credits = round_money(
+        checked::add(invoice.credits, applied.credits, "invoice credits")?,
+        minor_units,
+    );
+    invoice.total = round_money(
+        checked::sub(invoice.total, applied.credits, "invoice total")?,
+        minor_units,
+    );
+    Ok(applied.open_credits)
+}
+
 /// A subscription's contribution to the invoice totals.
 struct SubscriptionTotals {
     /// Its rounded charge lines plus its minimum line.
@@ -564,6 +589,44 @@ mod tests {
         assert_eq!(invoice.subtotal, d("65.01"));
         assert_eq!(invoice.discount, d("40"));
         assert_eq!(invoice.total, d("25.01"));
+    }
+
+    #[test]
+    fn credit_applied_to_a_composed_invoice_stops_at_zero() {
+        // A correction of 5.50: CM-1 (3.00) is used whole, CM-2 (10.00) for 2.50.
+        let mut invoice = ComposedInvoice {
+            lines: vec![InvoiceLine {
+                kind: LineKind::Usage,
+                subscription_id: Some("S".into()),
+                product_id: Some("P".into()),
+                credit_memo_id: None,
+                quantity: Some(d("50")),
+                amount: d("5.50"),
+            }],
+            subtotal: d("5.50"),
+            discount: Decimal::ZERO,
+            tax: Decimal::ZERO,
+            credits: Decimal::ZERO,
+            total: d("5.50"),
+            open_credits: Vec::new(),
+        };
+        let open = apply_credit(
+            &mut invoice,
+            &[memo("CM-1", "3.00"), memo("CM-2", "10.00")],
+            2,
+        )
+        .unwrap();
+        assert_eq!(open, [memo("CM-2", "7.50")]);
+        assert_eq!(invoice.total.to_string(), "0.00");
+        assert_eq!(invoice.credits.to_string(), "5.50");
+        let credit_lines: Vec<String> = invoice.lines[1..]
+            .iter()
+            .map(|l| format!("{:?} {}", l.credit_memo_id, l.amount))
+            .collect();
+        assert_eq!(
+            credit_lines,
+            ["Some(\"CM-1\") -3.00", "Some(\"CM-2\") -2.50"]
+        );
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub use calendar::{
 pub use error::EngineError;
 pub use invoice::{
     Charge, ComposedInvoice, CreditMemo, InvoiceDraft, InvoiceLine, LineKind, SubscriptionCharges,
-    compose_invoice,
+    apply_credit, compose_invoice,
 };
 pub use money::{
     decimal_from_i128_scaled, decimal_to_i128_scaled, minor_units, round_amount, round_money,

@@ -617,6 +617,7 @@ fn manifest(options: &RunOptions) -> Manifest {
             outside_period: 0,
             unrated: 2,
             rated: 7,
+            late: 0,
             settled: 0,
         },
         invoices: 3,

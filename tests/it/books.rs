@@ -112,8 +112,84 @@ fn three_periods_carry_payments_credit_and_receivables_exactly() {
     assert_eq!(
         numbers(&outs[2]),
         [
-            ["INV-202612-A-USD", "5", "100.0000"],
-            ["INV-202612-B-USD", "6", "11.0000"],
+            ["INV-202612-A-USD", "6", "100.0000"],
+            ["INV-202612-B-USD", "7", "11.0000"],
+        ]
+    );
+    // E9 (50 calls on 10-25) is late for October: rated after E1 and E2 there and
+    // billed by the November run as a correction of INV-202610-B-USD, issued with B's
+    // November invoice; CM-B1's 15.00 left pays it first (it is posted first).
+    assert_eq!(
+        rows(
+            &outs[1],
+            "SELECT invoice_id, invoice_number, CAST(period_start AS VARCHAR), \
+             CAST(period_end AS VARCHAR), CAST(issue_date AS VARCHAR), \
+             CAST(due_date AS VARCHAR), subtotal, credits, tax, total, corrects_invoice_id \
+             FROM invoices ORDER BY invoice_number"
+        ),
+        [
+            [
+                "INV-202610-B-USD-C1",
+                "3",
+                "2026-10-01",
+                "2026-10-31",
+                "2026-12-01",
+                "2026-12-11",
+                "5.0000",
+                "5.5000",
+                "0.5000",
+                "0.0000",
+                "INV-202610-B-USD",
+            ],
+            [
+                "INV-202611-A-USD",
+                "4",
+                "2026-11-01",
+                "2026-11-30",
+                "2026-12-01",
+                "2026-12-21",
+                "100.0000",
+                "0.0000",
+                "0.0000",
+                "100.0000",
+                "",
+            ],
+            [
+                "INV-202611-B-USD",
+                "5",
+                "2026-11-01",
+                "2026-11-30",
+                "2026-12-01",
+                "2026-12-11",
+                "30.0000",
+                "9.5000",
+                "3.0000",
+                "23.5000",
+                "",
+            ],
+        ]
+    );
+    assert_eq!(
+        rows(
+            &outs[1],
+            "SELECT line_no, kind, subscription_id, quantity, amount, credit_memo_id \
+             FROM invoice_lines WHERE invoice_id = 'INV-202610-B-USD-C1' ORDER BY line_no"
+        ),
+        [
+            ["1", "usage", "S-B", "50.000000000000", "5.0000", ""],
+            ["2", "tax", "", "", "0.5000", ""],
+            ["3", "credit", "", "", "-5.5000", "CM-B1"],
+        ]
+    );
+    assert_eq!(
+        rows(
+            &outs[1],
+            "SELECT event_id, CAST(period_start AS VARCHAR), amount FROM rated_usage \
+             ORDER BY event_id"
+        ),
+        [
+            ["E3", "2026-11-01", "30.000000000000"],
+            ["E9", "2026-10-01", "5.000000000000"],
         ]
     );
     // Files read again are settled; the duplicate names the invoice that billed it.
@@ -135,9 +211,11 @@ fn three_periods_carry_payments_credit_and_receivables_exactly() {
         .map(|k| u[k].as_u64().unwrap())
     };
     assert_eq!(usage(&outs[0]), [2, 2, 0, 0, 0, 0, 0]);
-    assert_eq!(usage(&outs[1]), [5, 1, 1, 1, 1, 0, 2]);
-    // E9 (late, not billed yet) is read again and stays open; everything else settled.
-    assert_eq!(usage(&outs[2]), [6, 1, 1, 0, 0, 0, 4]);
+    // E3 and E9 (late) rated, E2 a duplicate across runs; October's two rows settled.
+    assert_eq!(usage(&outs[1]), [5, 2, 0, 1, 1, 0, 2]);
+    assert_eq!(manifest(&outs[1])["usage"]["late"], 1);
+    // Every row of the October and November files is settled, E9 as billed late.
+    assert_eq!(usage(&outs[2]), [6, 1, 0, 0, 0, 0, 5]);
     assert_eq!(
         rows(
             &outs[1],
@@ -157,10 +235,7 @@ fn three_periods_carry_payments_credit_and_receivables_exactly() {
         ),
         [["payments/2026-12.csv", "2", "payment_id"]]
     );
-    assert_eq!(
-        rows(&outs[2], "SELECT event_id, code FROM unrated"),
-        [["E9", "late_for_posted_period"]]
-    );
+    assert_eq!(rows(&outs[2], "SELECT count(*) FROM unrated"), [["0"]]);
 }
 
 #[test]
@@ -315,7 +390,8 @@ fn the_ar_aging_report_ages_the_books_on_any_day() {
     assert_eq!(
         succeeded(&output).trim_end(),
         "customer_id,currency,as_of,current,past_due_1_30,past_due_31_60,past_due_61_90,past_due_over_90,total\n\
-         A,USD,2026-12-03,100.0000,40.0000,0.0000,0.0000,0.0000,140.0000"
+         A,USD,2026-12-03,100.0000,40.0000,0.0000,0.0000,0.0000,140.0000\n\
+         B,USD,2026-12-03,3.5000,0.0000,0.0000,0.0000,0.0000,3.5000"
     );
     // Without --on: as of the last posting, the last run's own ar_aging.
     let last = billrun(&["report", "ar-aging", "--books", b, "--format", "csv"]);
@@ -361,9 +437,9 @@ fn hledger_over_the_concatenated_journals_reports_the_books_balances() {
     ])
     .unwrap();
     for (account, amount) in [
-        ("assets:receivable", "99.00 USD"),
+        ("assets:receivable", "104.50 USD"),
         ("assets:cash", "230.00 USD"),
-        ("liabilities:tax payable", "-9.00 USD"),
+        ("liabilities:tax payable", "-9.50 USD"),
     ] {
         assert!(
             text.contains(&format!("\"{account}\",\"{amount}\"")),

@@ -333,21 +333,8 @@ pub fn post_run(
         .map(|c| c.to_credit())
         .collect();
     credits.extend(cash.into_iter().filter(|c| c.remaining > Decimal::ZERO));
-    // A credit note of the run becomes customer credit on its issue date.
-    for invoice in &invoicing.invoices {
-        if invoice.composed.total.is_sign_negative() {
-            let amount = -invoice.composed.total;
-            credits.push(Credit {
-                credit_id: invoice.invoice_id.clone(),
-                kind: SourceKind::CreditNote,
-                customer_id: invoice.customer_id.clone(),
-                currency: invoice.currency.clone(),
-                issued_on: invoice.issue_date,
-                amount,
-                remaining: amount,
-            });
-        }
-    }
+    // A credit note of the run became customer credit on its issue date when the run's
+    // invoices were built (`open_credits` holds what its later invoices left of it).
     credits.sort_by(|a, b| {
         (a.issued_on, a.credit_id.as_bytes()).cmp(&(b.issued_on, b.credit_id.as_bytes()))
     });
@@ -396,6 +383,13 @@ fn credit_applications(state: &BooksState, invoicing: &Invoicing) -> Vec<Applica
         .iter()
         .filter(|c| c.kind == SourceKind::CreditNote)
         .map(|c| c.credit_id.as_str())
+        .chain(
+            invoicing
+                .invoices
+                .iter()
+                .filter(|i| i.composed.total.is_sign_negative())
+                .map(|i| i.invoice_id.as_str()),
+        )
         .collect();
     let mut applications = Vec::new();
     for invoice in &invoicing.invoices {

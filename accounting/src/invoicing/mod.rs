@@ -11,7 +11,8 @@ mod tables;
 use std::collections::{BTreeMap, BTreeSet};
 
 use billrun_engine::{
-    BillingMonth, ComposedInvoice, CreditMemo, DateWindow, InvoiceDraft, checked, compose_invoice,
+    BillingMonth, ComposedInvoice, CreditMemo, DateWindow, InvoiceDraft, apply_credit, checked,
+    compose_invoice,
 };
 use chrono::{Days, NaiveDate};
 use rust_decimal::Decimal;
@@ -100,6 +101,10 @@ pub struct CreditScope<'a> {
     /// lost). Without (`None`), a run stands alone and uses the memos issued inside the
     /// window, as the contract's invoices section says.
     pub posted_memos: Option<&'a BTreeSet<String>>,
+    /// With the books: this run's correction invoices of earlier periods, before credit.
+    /// They are issued with the customer's invoices and use credit first (they are
+    /// posted first); a negative one (a credit note) is credit for what follows.
+    pub corrections: &'a [InvoiceRecord],
 }
 
 impl CreditScope<'_> {
@@ -206,8 +211,22 @@ pub fn build_invoices_with_credit(
     for m in &catalog.credit_memos {
         memos_by_customer.entry(&m.customer_id).or_default().push(m);
     }
+    let mut corrections_by_customer: BTreeMap<&str, Vec<&InvoiceRecord>> = BTreeMap::new();
+    for c in scope.corrections {
+        corrections_by_customer
+            .entry(c.customer_id.as_str())
+            .or_default()
+            .push(c);
+    }
+    for list in corrections_by_customer.values_mut() {
+        list.sort_by(|a, b| a.invoice_id.as_bytes().cmp(b.invoice_id.as_bytes()));
+    }
     for (customer_id, customer) in &catalog.customers {
-        let window = windows[customer_id];
+        // Customers without a window are not billed by this call (a correction's
+        // recomputation bills only the customers with late usage).
+        let Some(&window) = windows.get(customer_id) else {
+            continue;
+        };
         let issue_date = window.end;
         let due_date = issue_date
             .checked_add_days(Days::new(u64::from(customer.payment_terms_days)))
@@ -237,6 +256,11 @@ pub fn build_invoices_with_credit(
                 .cmp(&(b.0.issued_on, b.0.credit_memo_id.as_bytes()))
         });
         let left_of = left_of_credit(&carried_left);
+        // What each credit has left as the customer's invoices use it, in posting order.
+        let mut left: BTreeMap<String, Decimal> = available
+            .iter()
+            .map(|(m, _)| (m.credit_memo_id.clone(), left_of(m)))
+            .collect();
         let tax_rate =
             match &customer.tax_region {
                 None => Decimal::ZERO,
@@ -248,13 +272,65 @@ pub fn build_invoices_with_credit(
                     }
                 })?,
             };
-        for (currency, subscriptions) in &by_currency {
+        let corrections = corrections_by_customer
+            .remove(customer_id.as_str())
+            .unwrap_or_default();
+        let mut currencies: BTreeSet<&str> = by_currency.keys().copied().collect();
+        currencies.extend(corrections.iter().map(|c| c.currency.as_str()));
+        for currency in currencies {
             let minor =
                 minor_units_of(currency, || format!("invoice of customer `{customer_id}`"))?;
-            let memos: Vec<&(CreditMemoEntry, SourceKind)> = available
-                .iter()
-                .filter(|(m, _)| m.currency == *currency)
-                .collect();
+            let credit_of = |available: &[(CreditMemoEntry, SourceKind)],
+                             left: &BTreeMap<String, Decimal>| {
+                available
+                    .iter()
+                    .filter(|(m, _)| m.currency == currency)
+                    .map(|(m, _)| CreditMemo {
+                        credit_memo_id: m.credit_memo_id.clone(),
+                        amount: left[&m.credit_memo_id],
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let used = |left: &mut BTreeMap<String, Decimal>,
+                        offered: &[CreditMemo],
+                        open: &[CreditMemo]| {
+                for memo in offered {
+                    let rest = open
+                        .iter()
+                        .find(|c| c.credit_memo_id == memo.credit_memo_id)
+                        .map_or(Decimal::ZERO, |c| c.amount);
+                    left.insert(memo.credit_memo_id.clone(), rest);
+                }
+            };
+            // Corrections of earlier periods are posted before the run's invoice (same
+            // issue date, smaller id): each uses the credit there is when it is posted,
+            // and a credit note is credit from then on.
+            for correction in corrections.iter().filter(|c| c.currency == currency) {
+                let mut correction = (*correction).clone();
+                if correction.composed.total.is_sign_negative() {
+                    let amount = -correction.composed.total;
+                    available.push((
+                        CreditMemoEntry {
+                            credit_memo_id: correction.invoice_id.clone(),
+                            customer_id: customer_id.clone(),
+                            currency: currency.to_string(),
+                            amount,
+                            issued_on: correction.issue_date,
+                        },
+                        SourceKind::CreditNote,
+                    ));
+                    left.insert(correction.invoice_id.clone(), amount);
+                } else {
+                    let offered = credit_of(&available, &left);
+                    let open = apply_credit(&mut correction.composed, &offered, minor)?;
+                    used(&mut left, &offered, &open);
+                }
+                out.invoices.push(correction);
+            }
+            let Some(subscriptions) = by_currency.get(currency) else {
+                continue;
+            };
+            let offered = credit_of(&available, &left);
             let draft = InvoiceDraft {
                 minor_units: minor,
                 subscriptions: subscriptions
@@ -262,34 +338,14 @@ pub fn build_invoices_with_credit(
                     .map(|s| charges::subscription_charges(catalog, s, window, usage))
                     .collect::<Result<_>>()?,
                 tax_rate,
-                credits: memos
-                    .iter()
-                    .map(|(m, _)| CreditMemo {
-                        credit_memo_id: m.credit_memo_id.clone(),
-                        amount: left_of(m),
-                    })
-                    .collect(),
+                credits: offered.clone(),
             };
             let composed = compose_invoice(&draft)?;
-            for (memo, kind) in &memos {
-                let remaining = composed
-                    .open_credits
-                    .iter()
-                    .find(|c| c.credit_memo_id == memo.credit_memo_id)
-                    .map_or(Decimal::ZERO, |c| c.amount);
-                if remaining > Decimal::ZERO {
-                    out.open_credits.push(OpenCredit {
-                        memo: memo.clone(),
-                        kind: *kind,
-                        applied: checked::sub(memo.amount, remaining, "credit memo applied")?,
-                        remaining,
-                    });
-                }
-            }
+            used(&mut left, &offered, &composed.open_credits);
             out.invoices.push(InvoiceRecord {
                 invoice_id: invoice_id(month, customer_id, currency),
                 customer_id: customer_id.clone(),
-                currency: (*currency).to_string(),
+                currency: currency.to_string(),
                 window,
                 issue_date,
                 due_date,
@@ -298,13 +354,27 @@ pub fn build_invoices_with_credit(
                 corrects_invoice_id: None,
             });
         }
-        // Credit in a currency the customer is not invoiced in stays open, whole.
+        // Every credit with something left stays open; credit in a currency the
+        // customer is not invoiced in stays open whole.
         for (memo, kind) in available {
-            if !by_currency.contains_key(memo.currency.as_str()) {
-                out.open_credits
-                    .push(untouched(memo, kind, left_of_credit(&carried_left))?);
+            let remaining = left[&memo.credit_memo_id];
+            let touched = by_currency.contains_key(memo.currency.as_str())
+                || corrections.iter().any(|c| c.currency == memo.currency);
+            if remaining > Decimal::ZERO || !touched {
+                out.open_credits.push(OpenCredit {
+                    applied: checked::sub(memo.amount, remaining, "credit memo applied")?,
+                    kind,
+                    remaining,
+                    memo,
+                });
             }
         }
+    }
+    if let Some(id) = corrections_by_customer.values().flatten().next() {
+        return Err(AccountingError::Internal(format!(
+            "correction {} is for a customer this run does not bill",
+            id.invoice_id
+        )));
     }
     // Carried credit of customers this run does not invoice at all stays as it was.
     for (memo, kind) in carried_by_customer.into_values().flatten() {

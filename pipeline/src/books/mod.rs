@@ -13,7 +13,10 @@
 //!     invoices.json            the invoices it posted, numbered (for reports)
 //!     applications.json        what paid or credited what
 //!     journal.ledger, journal.csv
-//!     rated_usage.parquet      the events it billed (duplicates across runs)
+//!     rated_usage.parquet      the events it billed (duplicates across runs), and
+//!     rated_usage-late.parquet the late events it billed, if any
+//!     usage_totals.json        rated usage per (period, subscription, product)
+//!     lines.json               its invoice lines (what corrections compare against)
 //! ```
 //!
 //! A posting writes its files into a folder of its own (the token is unique to the
@@ -82,6 +85,35 @@ pub struct PostedInvoice {
     pub corrects_invoice_id: Option<String>,
 }
 
+/// Rated usage of one (subscription, product) in one period, as a posting billed it:
+/// what late usage of that period continues from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostedUsageTotal {
+    pub period: String,
+    pub subscription_id: String,
+    pub product_id: String,
+    pub events: u64,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub quantity: rust_decimal::Decimal,
+    /// Σ of the events' unrounded amounts.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: rust_decimal::Decimal,
+}
+
+/// One posted invoice line, as corrections compare against it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostedLine {
+    pub invoice_id: String,
+    /// `usage`, `recurring`, `minimum`, `discount`, `credit` or `tax`.
+    pub kind: String,
+    pub subscription_id: Option<String>,
+    pub product_id: Option<String>,
+    #[serde(with = "rust_decimal::serde::str_option")]
+    pub quantity: Option<rust_decimal::Decimal>,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: rust_decimal::Decimal,
+}
+
 /// The files a posting writes into its version's folder.
 #[derive(Debug)]
 pub struct PostingFiles {
@@ -93,6 +125,10 @@ pub struct PostingFiles {
     /// The run's `rated_usage` (its Parquet file as written): the events billed, for
     /// duplicates across runs.
     pub rated_usage: Bytes,
+    /// The late events it billed (`rated_usage/part-00001.parquet`), if any.
+    pub rated_usage_late: Option<Bytes>,
+    pub usage_totals: Vec<PostedUsageTotal>,
+    pub lines: Vec<PostedLine>,
 }
 
 /// A books location.
@@ -245,6 +281,42 @@ impl Books {
         Ok(all)
     }
 
+    /// Every usage total posted by `commits`, in posting order.
+    ///
+    /// # Errors
+    /// A damaged file.
+    pub async fn usage_totals(&self, commits: &[Commit]) -> Result<Vec<PostedUsageTotal>> {
+        let mut all = Vec::new();
+        for c in commits {
+            let totals: Vec<PostedUsageTotal> = self
+                .read_json(&format!("{}/usage_totals.json", c.files))
+                .await?;
+            all.extend(totals);
+        }
+        Ok(all)
+    }
+
+    /// Every invoice line posted by `commits`, in posting order.
+    ///
+    /// # Errors
+    /// A damaged file.
+    pub async fn lines(&self, commits: &[Commit]) -> Result<Vec<PostedLine>> {
+        let mut all = Vec::new();
+        for c in commits {
+            let lines: Vec<PostedLine> = self.read_json(&format!("{}/lines.json", c.files)).await?;
+            all.extend(lines);
+        }
+        Ok(all)
+    }
+
+    /// Whether `relative` exists below the books' root.
+    ///
+    /// # Errors
+    /// Object-store failures.
+    pub async fn has(&self, relative: &str) -> Result<bool> {
+        self.store.exists(&self.store.path(relative)?).await
+    }
+
     /// Every application posted by `commits`, in posting order.
     ///
     /// # Errors
@@ -303,6 +375,11 @@ impl Books {
         .await?;
         put("journal.csv", Bytes::from(files.journal_csv.clone())).await?;
         put("rated_usage.parquet", files.rated_usage.clone()).await?;
+        if let Some(late) = &files.rated_usage_late {
+            put("rated_usage-late.parquet", late.clone()).await?;
+        }
+        put("usage_totals.json", json(&files.usage_totals)?).await?;
+        put("lines.json", json(&files.lines)?).await?;
         let marker = self.store.path(MARKER)?;
         if !self.store.exists(&marker).await? {
             let bytes = serde_json::to_vec_pretty(&Marker {

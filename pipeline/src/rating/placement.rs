@@ -181,6 +181,20 @@ impl SegmentLookup {
         from <= micros && micros < start
     }
 
+    /// [`SegmentLookup::place`] for callers outside rating (late usage): `None`
+    /// outside the window, else (subscription index, plan version index, the version's
+    /// effective_from in days since the epoch) or why the event cannot be priced.
+    pub fn place_event(
+        &self,
+        customer_id: &str,
+        product_id: &str,
+        micros: i64,
+    ) -> Option<std::result::Result<(u32, u32, i32), UnratedReason>> {
+        self.place(customer_id, product_id, micros).map(|placed| {
+            placed.map(|(p, _)| (p.subscription_idx, p.version_idx, p.plan_effective_from))
+        })
+    }
+
     /// Where an event falls: `None` outside its customer's billing window, else priced
     /// (with the first day of the period) or unrated for a reason.
     pub(super) fn place(

@@ -20,6 +20,8 @@ pub struct UsageCounts {
     pub outside_period: u64,
     pub unrated: u64,
     pub rated: u64,
+    /// With the books: of `rated`, late events of posted periods, billed as corrections.
+    pub late: u64,
     /// With the books: rows of files a posted run read that it billed or rejected,
     /// skipped (`read = rated + unrated + rejected + outside_period + settled`).
     pub settled: u64,

@@ -39,6 +39,7 @@ use crate::store::dataset::Dataset;
 use crate::store::scratch::Scratch;
 use crate::write::{OutputRecord, Staging};
 
+mod late;
 mod manifest;
 mod posted_usage;
 mod posting;
@@ -171,7 +172,20 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         }
         _ => posted_usage::PostedPeriodUsage::default(),
     };
-    rated.unrated_raw.extend(posted_usage.late.iter().cloned());
+    let late = match &books {
+        Some(b) => {
+            late::bill_late_usage(
+                &b.books,
+                &b.history,
+                &posted_usage.late,
+                &master.catalog,
+                &master.windows,
+            )
+            .await?
+        }
+        None => late::LateBilling::default(),
+    };
+    rated.unrated_raw.extend(late.unrated.iter().cloned());
     let unrated = rating::unrated_usage(std::mem::take(&mut rated.unrated_raw))?;
     clock.lap("rate");
 
@@ -182,6 +196,7 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
     let scope = CreditScope {
         carried: &carried,
         posted_memos: books.as_ref().map(|b| &b.base.posted_memos),
+        corrections: &late.corrections,
     };
     let mut invoicing = build_invoices_with_credit(
         &master.catalog,
@@ -237,7 +252,8 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
             - rated.posted_period_rows()
             + posted_usage.outside,
         unrated: unrated_rows,
-        rated: rated.rated_rows,
+        rated: rated.rated_rows + late.billed,
+        late: late.billed,
         settled: usage.rows_settled(),
     };
     // Paired with validation: every usage row read is accounted for exactly once.
@@ -250,6 +266,14 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
     }
 
     let mut outputs = vec![rated.output];
+    if !late.rated.is_empty() {
+        outputs.push(staging.write_part(
+            OutputTable::RatedUsage.name(),
+            LATE_RATED_PART,
+            OutputTable::RatedUsage.schema(),
+            &late.rated,
+        )?);
+    }
     let header = format!(
         "billrun {} journal for billing period {}\nevery entry balances; commodities and accounts are declared",
         env!("CARGO_PKG_VERSION"),
@@ -326,7 +350,11 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         state.usage_files = usage_files_after(
             &state.usage_files,
             &inputs,
-            [rated.open_rows.as_slice(), posted_usage.open.as_slice()],
+            [
+                rated.open_rows.as_slice(),
+                posted_usage.open.as_slice(),
+                late.open.as_slice(),
+            ],
         );
         let rated_usage = std::fs::read(
             staging
@@ -335,6 +363,48 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
                 .join("part-00000.parquet"),
         )
         .map_err(PipelineError::io("reading the staged rated_usage"))?;
+        let rated_usage_late = if late.rated.is_empty() {
+            None
+        } else {
+            Some(bytes::Bytes::from(
+                std::fs::read(
+                    staging
+                        .path()
+                        .join(OutputTable::RatedUsage.name())
+                        .join(format!("{LATE_RATED_PART}.parquet")),
+                )
+                .map_err(PipelineError::io("reading the staged late rated_usage"))?,
+            ))
+        };
+        let mut usage_totals: Vec<crate::books::PostedUsageTotal> = rated
+            .totals
+            .iter()
+            .map(
+                |((subscription_id, product_id), t)| crate::books::PostedUsageTotal {
+                    period: options.period.to_string(),
+                    subscription_id: subscription_id.clone(),
+                    product_id: product_id.clone(),
+                    events: t.events,
+                    quantity: t.quantity,
+                    amount: t.amount,
+                },
+            )
+            .collect();
+        usage_totals.extend(late.totals.iter().cloned());
+        let lines = invoicing
+            .invoices
+            .iter()
+            .flat_map(|i| {
+                i.composed.lines.iter().map(|l| crate::books::PostedLine {
+                    invoice_id: i.invoice_id.clone(),
+                    kind: l.kind.as_str().to_string(),
+                    subscription_id: l.subscription_id.clone(),
+                    product_id: l.product_id.clone(),
+                    quantity: l.quantity,
+                    amount: l.amount,
+                })
+            })
+            .collect();
         let files = crate::books::PostingFiles {
             invoices: invoicing
                 .invoices
@@ -358,6 +428,9 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
             journal_ledger: ledger_text,
             journal_csv: csv_bytes,
             rated_usage: bytes::Bytes::from(rated_usage),
+            rated_usage_late,
+            usage_totals,
+            lines,
         };
         b.books.post(commit, &files).await?;
     }
@@ -368,13 +441,16 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
     Ok(manifest)
 }
 
+/// The `rated_usage` part file of the late events a books run billed.
+const LATE_RATED_PART: &str = "part-00001";
+
 /// The books' usage files after a posting: every usage file the run read, with its
 /// rows still open (`open`: (file index, row number) of rows left unrated, outside the
 /// period, or late), and every file known before that the run did not read.
 fn usage_files_after(
     before: &BTreeMap<String, billrun_accounting::books::SettledFile>,
     inputs: &Inputs,
-    open: [&[(u32, u64)]; 2],
+    open: [&[(u32, u64)]; 3],
 ) -> BTreeMap<String, billrun_accounting::books::SettledFile> {
     let mut open_by_file: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
     for (file, row) in open.into_iter().flatten() {

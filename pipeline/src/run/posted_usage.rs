@@ -38,8 +38,8 @@ pub(super) struct PostedPeriodUsage {
     pub duplicates: Vec<Reject>,
     /// Late events, for `unrated` (in the scan's unrated columns).
     pub late: Vec<RecordBatch>,
-    /// (file index, row number) of every late event, and of every event before the
-    /// first posted period: open, tried again later.
+    /// (file index, row number) of every event before the first posted period: open,
+    /// tried again later.
     pub open: Vec<(u32, u64)>,
     /// Events before the first posted period: outside the period, as without books.
     pub outside: u64,
@@ -47,7 +47,7 @@ pub(super) struct PostedPeriodUsage {
 
 /// The billing period whose window (`billing_day` d: [month-d, next month-d)) holds
 /// `day`.
-fn period_of(day: NaiveDate, billing_day: u32) -> BillingMonth {
+pub(super) fn period_of(day: NaiveDate, billing_day: u32) -> BillingMonth {
     let month = BillingMonth {
         year: day.year(),
         month: day.month(),
@@ -169,10 +169,8 @@ pub(super) async fn sort_posted_period_usage(
                         raw: render.row(i),
                     });
                 }
-                None => {
-                    late.push(i as u32);
-                    out.open.push((files.value(i), rows.value(i)));
-                }
+                // Late: billed as a correction, or left open if it cannot be priced.
+                None => late.push(i as u32),
             }
         }
         if !late.is_empty() {
@@ -201,8 +199,15 @@ async fn billed_events(
     wanted: &BTreeSet<String>,
 ) -> Result<BTreeMap<String, Billed>> {
     let mut billed = BTreeMap::new();
+    let mut files = Vec::new();
     for commit in commits {
-        let relative = format!("{}/rated_usage.parquet", commit.files);
+        files.push(format!("{}/rated_usage.parquet", commit.files));
+        let late = format!("{}/rated_usage-late.parquet", commit.files);
+        if books.has(&late).await? {
+            files.push(late);
+        }
+    }
+    for relative in files {
         let bytes: Bytes = books.get(&relative).await?;
         let damaged = |e: &dyn std::fmt::Display| PipelineError::BooksDamaged {
             books: books.location.clone(),

@@ -89,6 +89,30 @@ impl Staging {
         writer.finish()
     }
 
+    /// Writes `batches` as a further part file of `table` (`<table>/<part>.parquet`),
+    /// beside the one [`Staging::table_writer`] writes.
+    ///
+    /// # Errors
+    /// As [`TableWriter::write`].
+    pub fn write_part(
+        &self,
+        table: &str,
+        part: &str,
+        schema: SchemaRef,
+        batches: &[RecordBatch],
+    ) -> Result<OutputRecord> {
+        let relative = format!("{table}/{part}.parquet");
+        let dir = self.staging.join(table);
+        std::fs::create_dir_all(&dir)
+            .map_err(PipelineError::io(format!("creating {}", dir.display())))?;
+        let path = self.staging.join(&relative);
+        let mut writer = TableWriter::create(table, relative, path, schema)?;
+        for batch in batches {
+            writer.write(batch)?;
+        }
+        writer.finish()
+    }
+
     /// Writes a non-table file (journal text, manifest).
     ///
     /// # Errors
