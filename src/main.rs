@@ -102,6 +102,10 @@ enum Command {
         /// Billing period the data is centred on.
         #[arg(long, default_value = "2026-10")]
         period: String,
+        /// Put before every event id: months generated apart and billed one after
+        /// another into one books need ids that do not collide (`--event-id-prefix M03-`).
+        #[arg(long, default_value = "")]
+        event_id_prefix: String,
         #[arg(long)]
         out: PathBuf,
     },
@@ -250,10 +254,21 @@ fn run(cli: Cli) -> Result<()> {
                 data,
                 out.display()
             );
+            let late = if u.late > 0 {
+                format!(" ({} late, billed as corrections)", u.late)
+            } else {
+                String::new()
+            };
             println!(
-                "usage: {} read, {} rated, {} unrated, {} rejected ({} duplicates), {} outside the period",
+                "usage: {} read, {} rated{late}, {} unrated, {} rejected ({} duplicates), {} outside the period",
                 u.read, u.rated, u.unrated, u.rejected, u.duplicates, u.outside_period
             );
+            if u.settled > 0 {
+                println!(
+                    "usage: {} rows of files read again were settled by earlier postings",
+                    u.settled
+                );
+            }
             let billed: Vec<String> = manifest
                 .billed
                 .iter()
@@ -293,6 +308,7 @@ fn run(cli: Cli) -> Result<()> {
             seed,
             usage_files,
             period,
+            event_id_prefix,
             out,
         } => {
             let month = billrun_engine_month(&period)?;
@@ -303,6 +319,7 @@ fn run(cli: Cli) -> Result<()> {
                 out: out.clone(),
                 usage_files,
                 period: (month.year, month.month),
+                event_id_prefix,
             };
             let bar = progress.items("generating usage", events);
             let summary = billrun_samples::generate(&options, &|n| bar.inc(n))

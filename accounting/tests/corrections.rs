@@ -78,8 +78,9 @@ fn late_usage_past_the_minimum_removes_the_top_up_and_taxes_the_rest() {
         amounts(&lines),
         [
             (LineKind::Usage, money("50.00"), Some(money("5000"))),
-            (LineKind::Tax, money("1.00"), None),
             (LineKind::Minimum, money("-40.00"), None),
+            // The tax line last, as on an invoice.
+            (LineKind::Tax, money("1.00"), None),
         ]
     );
     // 50.00 - 40.00 + 1.00: what the customer owes on top of the original.

@@ -67,6 +67,9 @@ pub struct GenerateOptions {
     pub usage_files: usize,
     /// Billing month `(year, month)` the data is centred on.
     pub period: (i32, u32),
+    /// Put before every event id (`E00000-000000001`), so that datasets generated for
+    /// several months can be billed one after another without their ids colliding.
+    pub event_id_prefix: String,
 }
 
 impl Default for GenerateOptions {
@@ -78,6 +81,7 @@ impl Default for GenerateOptions {
             out: PathBuf::from("data"),
             usage_files: 8,
             period: (2026, 10),
+            event_id_prefix: String::new(),
         }
     }
 }

@@ -369,7 +369,7 @@ impl UsageBatch {
         })
     }
 
-    /// Appends `event` as the row with event id `E<file>-<row + 1>` (five and nine
+    /// Appends `event` as the row with event id `<prefix>E<file>-<row + 1>` (five and nine
     /// digits), leaving `missing` empty.
     fn push(
         &mut self,
@@ -379,6 +379,7 @@ impl UsageBatch {
         missing: Option<Column>,
     ) {
         self.id.clear();
+        self.id.push_str(&world.event_id_prefix);
         self.id.push('E');
         push_padded(&mut self.id, file, 5);
         self.id.push('-');

@@ -145,6 +145,7 @@ pub(crate) struct Target {
 #[derive(Debug)]
 pub(crate) struct World {
     pub period: Month,
+    pub event_id_prefix: String,
     pub catalog: Catalog,
     pub customers: Vec<Customer>,
     pub subscriptions: Vec<Subscription>,
@@ -204,6 +205,7 @@ impl World {
             .collect();
         Self {
             period,
+            event_id_prefix: options.event_id_prefix.clone(),
             catalog,
             customers,
             subscriptions,

@@ -26,6 +26,7 @@ fn options(out: &Path, seed: u64) -> GenerateOptions {
         out: out.to_path_buf(),
         usage_files: 3,
         period: (2026, 10),
+        event_id_prefix: String::new(),
     }
 }
 

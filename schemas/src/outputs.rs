@@ -30,12 +30,15 @@ pub enum OutputTable {
     ArAging,
     /// The books: what paid or credited what.
     Applications,
+    /// The books (billrun's addition): each customer's receivable, unapplied cash and
+    /// credit, netted.
+    CustomerBalances,
 }
 
 impl OutputTable {
-    /// Every output table, in the order a run writes them; the last three only with
+    /// Every output table, in the order a run writes them; the last four only with
     /// `--books` ([`OutputTable::BOOKS`]).
-    pub const ALL: [OutputTable; 15] = [
+    pub const ALL: [OutputTable; 16] = [
         OutputTable::RatedUsage,
         OutputTable::InvoiceLines,
         OutputTable::Invoices,
@@ -51,13 +54,15 @@ impl OutputTable {
         OutputTable::Receivables,
         OutputTable::ArAging,
         OutputTable::Applications,
+        OutputTable::CustomerBalances,
     ];
 
     /// The tables of the books, written by a run with `--books`.
-    pub const BOOKS: [OutputTable; 3] = [
+    pub const BOOKS: [OutputTable; 4] = [
         OutputTable::Receivables,
         OutputTable::ArAging,
         OutputTable::Applications,
+        OutputTable::CustomerBalances,
     ];
 
     /// The table's name: its folder in the output directory and its name in SQL.
@@ -78,6 +83,7 @@ impl OutputTable {
             OutputTable::Receivables => "receivables",
             OutputTable::ArAging => "ar_aging",
             OutputTable::Applications => "applications",
+            OutputTable::CustomerBalances => "customer_balances",
         }
     }
 
@@ -161,6 +167,16 @@ impl OutputTable {
                 money("past_due_61_90"),
                 money("past_due_over_90"),
                 money("total"),
+            ],
+            OutputTable::CustomerBalances => vec![
+                text("customer_id"),
+                text("currency"),
+                date("as_of"),
+                Field::new("open_invoices", DataType::Int64, false),
+                money("receivable"),
+                money("unapplied_cash"),
+                money("credit"),
+                money("balance"),
             ],
             OutputTable::Applications => vec![
                 text("source_id"),

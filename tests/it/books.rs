@@ -95,7 +95,13 @@ fn three_periods_carry_payments_credit_and_receivables_exactly() {
     let books = dir.path().join("books");
     let outs = three_periods(books.to_str().unwrap(), dir.path());
     for (period, out) in PERIODS.iter().zip(&outs) {
-        for name in ["receivables", "ar_aging", "applications", "open_credits"] {
+        for name in [
+            "receivables",
+            "ar_aging",
+            "applications",
+            "open_credits",
+            "customer_balances",
+        ] {
             assert_same_rows(
                 &format!("{period} {name}"),
                 &table(out, name),
@@ -103,34 +109,30 @@ fn three_periods_carry_payments_credit_and_receivables_exactly() {
             );
         }
     }
-    let numbers = |out: &Path| {
+    // Late usage: E9 (B, 50 calls on 10-25) and G2 (C, 30 GPU hours on 10-28) arrive in
+    // November, G3 (C, 100 hours on 10-30) in December. Each is rated in October after
+    // what October billed and billed as a correction of its October invoice, issued
+    // with the customer's invoices of the correcting run and numbered before them
+    // (its id sorts first). B's correction uses CM-B1's 15.00 left first. C's tiers
+    // (0: 2.00, 50: 1.00) and 150.00 minimum: G2 takes Q from 40 to 70 (10 × 2.00 +
+    // 20 × 1.00 = 40.00) and takes 40.00 out of the 70.00 minimum; G3 (100 × 1.00)
+    // makes the minimum's 30.00 left unnecessary and adds 7.00 of tax.
+    let invoices = |out: &Path| {
         rows(
             out,
-            "SELECT invoice_id, invoice_number, total FROM invoices ORDER BY invoice_number",
-        )
-    };
-    assert_eq!(
-        numbers(&outs[2]),
-        [
-            ["INV-202612-A-USD", "6", "100.0000"],
-            ["INV-202612-B-USD", "7", "11.0000"],
-        ]
-    );
-    // E9 (50 calls on 10-25) is late for October: rated after E1 and E2 there and
-    // billed by the November run as a correction of INV-202610-B-USD, issued with B's
-    // November invoice; CM-B1's 15.00 left pays it first (it is posted first).
-    assert_eq!(
-        rows(
-            &outs[1],
             "SELECT invoice_id, invoice_number, CAST(period_start AS VARCHAR), \
              CAST(period_end AS VARCHAR), CAST(issue_date AS VARCHAR), \
              CAST(due_date AS VARCHAR), subtotal, credits, tax, total, corrects_invoice_id \
-             FROM invoices ORDER BY invoice_number"
-        ),
+             FROM invoices ORDER BY invoice_number",
+        )
+    };
+    let row = |cells: [&str; 11]| cells.map(str::to_string).to_vec();
+    assert_eq!(
+        invoices(&outs[1]),
         [
-            [
+            row([
                 "INV-202610-B-USD-C1",
-                "3",
+                "5",
                 "2026-10-01",
                 "2026-10-31",
                 "2026-12-01",
@@ -140,10 +142,37 @@ fn three_periods_carry_payments_credit_and_receivables_exactly() {
                 "0.5000",
                 "0.0000",
                 "INV-202610-B-USD",
-            ],
-            [
+            ]),
+            row([
+                "INV-202610-C-USD-C1",
+                "6",
+                "2026-10-01",
+                "2026-10-31",
+                "2026-12-01",
+                "2026-12-16",
+                "0.0000",
+                "0.0000",
+                "0.0000",
+                "0.0000",
+                "INV-202610-C-USD",
+            ]),
+            // D's volume price: 110 TB at 0.50 = 55.00 against 90 at 1.00: a credit note.
+            row([
+                "INV-202610-D-USD-C1",
+                "7",
+                "2026-10-01",
+                "2026-10-31",
+                "2026-12-01",
+                "2026-12-31",
+                "-35.0000",
+                "0.0000",
+                "0.0000",
+                "-35.0000",
+                "INV-202610-D-USD",
+            ]),
+            row([
                 "INV-202611-A-USD",
-                "4",
+                "8",
                 "2026-11-01",
                 "2026-11-30",
                 "2026-12-01",
@@ -153,10 +182,10 @@ fn three_periods_carry_payments_credit_and_receivables_exactly() {
                 "0.0000",
                 "100.0000",
                 "",
-            ],
-            [
+            ]),
+            row([
                 "INV-202611-B-USD",
-                "5",
+                "9",
                 "2026-11-01",
                 "2026-11-30",
                 "2026-12-01",
@@ -166,15 +195,118 @@ fn three_periods_carry_payments_credit_and_receivables_exactly() {
                 "3.0000",
                 "23.5000",
                 "",
-            ],
+            ]),
+            row([
+                "INV-202611-C-USD",
+                "10",
+                "2026-11-01",
+                "2026-11-30",
+                "2026-12-01",
+                "2026-12-16",
+                "150.0000",
+                "0.0000",
+                "15.0000",
+                "165.0000",
+                "",
+            ]),
+            // The credit note is credit from its issue date: posted after it, D's
+            // November invoice uses 10.00 of it.
+            row([
+                "INV-202611-D-USD",
+                "11",
+                "2026-11-01",
+                "2026-11-30",
+                "2026-12-01",
+                "2026-12-31",
+                "10.0000",
+                "10.0000",
+                "0.0000",
+                "0.0000",
+                "",
+            ]),
         ]
     );
     assert_eq!(
+        invoices(&outs[2]),
+        [
+            row([
+                "INV-202610-C-USD-C2",
+                "12",
+                "2026-10-01",
+                "2026-10-31",
+                "2027-01-01",
+                "2027-01-16",
+                "70.0000",
+                "0.0000",
+                "7.0000",
+                "77.0000",
+                "INV-202610-C-USD",
+            ]),
+            row([
+                "INV-202612-A-USD",
+                "13",
+                "2026-12-01",
+                "2026-12-31",
+                "2027-01-01",
+                "2027-01-21",
+                "100.0000",
+                "0.0000",
+                "0.0000",
+                "100.0000",
+                "",
+            ]),
+            row([
+                "INV-202612-B-USD",
+                "14",
+                "2026-12-01",
+                "2026-12-31",
+                "2027-01-01",
+                "2027-01-11",
+                "10.0000",
+                "0.0000",
+                "1.0000",
+                "11.0000",
+                "",
+            ]),
+            row([
+                "INV-202612-C-USD",
+                "15",
+                "2026-12-01",
+                "2026-12-31",
+                "2027-01-01",
+                "2027-01-16",
+                "250.0000",
+                "0.0000",
+                "25.0000",
+                "275.0000",
+                "",
+            ]),
+            row([
+                "INV-202612-D-USD",
+                "16",
+                "2026-12-01",
+                "2026-12-31",
+                "2027-01-01",
+                "2027-01-31",
+                "30.0000",
+                "25.0000",
+                "0.0000",
+                "5.0000",
+                "",
+            ]),
+        ]
+    );
+    let lines = |out: &Path, invoice: &str| {
         rows(
-            &outs[1],
-            "SELECT line_no, kind, subscription_id, quantity, amount, credit_memo_id \
-             FROM invoice_lines WHERE invoice_id = 'INV-202610-B-USD-C1' ORDER BY line_no"
-        ),
+            out,
+            &format!(
+                "SELECT line_no, kind, subscription_id, quantity, amount, credit_memo_id \
+                 FROM invoice_lines WHERE invoice_id = '{invoice}' ORDER BY line_no"
+            ),
+        )
+    };
+    assert_eq!(
+        lines(&outs[1], "INV-202610-B-USD-C1"),
         [
             ["1", "usage", "S-B", "50.000000000000", "5.0000", ""],
             ["2", "tax", "", "", "0.5000", ""],
@@ -182,14 +314,47 @@ fn three_periods_carry_payments_credit_and_receivables_exactly() {
         ]
     );
     assert_eq!(
+        lines(&outs[1], "INV-202610-C-USD-C1"),
+        [
+            ["1", "usage", "S-C", "30.000000000000", "40.0000", ""],
+            ["2", "minimum", "S-C", "", "-40.0000", ""],
+        ]
+    );
+    assert_eq!(
+        lines(&outs[2], "INV-202610-C-USD-C2"),
+        [
+            ["1", "usage", "S-C", "100.000000000000", "100.0000", ""],
+            ["2", "minimum", "S-C", "", "-30.0000", ""],
+            ["3", "tax", "", "", "7.0000", ""],
+        ]
+    );
+    // rated_usage of the correcting run lists the late events with their period.
+    let rated = |out: &Path| {
         rows(
-            &outs[1],
+            out,
             "SELECT event_id, CAST(period_start AS VARCHAR), amount FROM rated_usage \
-             ORDER BY event_id"
-        ),
+             ORDER BY event_id",
+        )
+    };
+    assert_eq!(
+        rated(&outs[1]),
         [
             ["E3", "2026-11-01", "30.000000000000"],
             ["E9", "2026-10-01", "5.000000000000"],
+            ["G2", "2026-10-01", "40.000000000000"],
+            ["G4", "2026-11-01", "110.000000000000"],
+            // Q from 90 to 110 moves every TB to the 0.50 tier: 55.00 - 90.00.
+            ["V2", "2026-10-01", "-35.000000000000"],
+            ["V3", "2026-11-01", "10.000000000000"],
+        ]
+    );
+    assert_eq!(
+        rated(&outs[2]),
+        [
+            ["E4", "2026-12-01", "10.000000000000"],
+            ["G3", "2026-10-01", "100.000000000000"],
+            ["G5", "2026-12-01", "250.000000000000"],
+            ["V4", "2026-12-01", "30.000000000000"],
         ]
     );
     // Files read again are settled; the duplicate names the invoice that billed it.
@@ -210,12 +375,14 @@ fn three_periods_carry_payments_credit_and_receivables_exactly() {
         ]
         .map(|k| u[k].as_u64().unwrap())
     };
-    assert_eq!(usage(&outs[0]), [2, 2, 0, 0, 0, 0, 0]);
-    // E3 and E9 (late) rated, E2 a duplicate across runs; October's two rows settled.
-    assert_eq!(usage(&outs[1]), [5, 2, 0, 1, 1, 0, 2]);
-    assert_eq!(manifest(&outs[1])["usage"]["late"], 1);
-    // Every row of the October and November files is settled, E9 as billed late.
-    assert_eq!(usage(&outs[2]), [6, 1, 0, 0, 0, 0, 5]);
+    assert_eq!(usage(&outs[0]), [4, 4, 0, 0, 0, 0, 0]);
+    // E3, G4, V3 and the late E9, G2 and V2 rated, E2 a duplicate across runs;
+    // October's four rows settled.
+    assert_eq!(usage(&outs[1]), [11, 6, 0, 1, 1, 0, 4]);
+    assert_eq!(manifest(&outs[1])["usage"]["late"], 3);
+    // Every row of the October and November files is settled, the late ones as billed.
+    assert_eq!(usage(&outs[2]), [15, 4, 0, 0, 0, 0, 11]);
+    assert_eq!(manifest(&outs[2])["usage"]["late"], 1);
     assert_eq!(
         rows(
             &outs[1],
@@ -310,7 +477,12 @@ fn a_preview_posts_nothing_and_leaves_new_invoices_unnumbered() {
             &preview,
             "SELECT invoice_id, invoice_number FROM receivables"
         ),
-        [["INV-202610-A-USD", ""], ["INV-202610-B-USD", ""]]
+        [
+            ["INV-202610-A-USD", ""],
+            ["INV-202610-B-USD", ""],
+            ["INV-202610-C-USD", ""],
+            ["INV-202610-D-USD", ""]
+        ]
     );
     // A posting afterwards writes what the preview showed, numbers aside.
     let posted = dir.path().join("posted");
@@ -319,6 +491,65 @@ fn a_preview_posts_nothing_and_leaves_new_invoices_unnumbered() {
         rows(&posted, "SELECT total, open FROM receivables"),
         rows(&preview, "SELECT total, open FROM receivables")
     );
+}
+
+/// Late usage is priced with the master data its posted run used: PL-API's price
+/// raised to 0.20 from 2026-01-01 after October was posted (October's history edited)
+/// prices November's calls, not October's late ones.
+#[test]
+fn late_usage_is_priced_with_the_master_data_of_its_posted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let books = dir.path().join("books");
+    let b = books.to_str().unwrap();
+    let data = dir.path().join("data");
+    dataset_for(&data, "2026-10");
+    succeeded(&run(&data, &dir.path().join("out-10"), "2026-10", b, &[]));
+    dataset_for(&data, "2026-11");
+    let plans = data.join("price_plans/price_plans.csv");
+    let text = std::fs::read_to_string(&plans).unwrap();
+    std::fs::write(
+        &plans,
+        text.replace(
+            "PL-API,API,USD,per_unit,0,0.10",
+            "PL-API,API,USD,per_unit,0,0.20",
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out-11");
+    succeeded(&run(&data, &out, "2026-11", b, &[]));
+    // E9: 50 × 0.10 = 5.00, tax 0.50; E3: 300 × 0.20 = 60.00, tax 6.00.
+    assert_eq!(
+        rows(
+            &out,
+            "SELECT invoice_id, subtotal, tax FROM invoices WHERE customer_id = 'B' \
+             ORDER BY invoice_id"
+        ),
+        [
+            ["INV-202610-B-USD-C1", "5.0000", "0.5000"],
+            ["INV-202611-B-USD", "60.0000", "6.0000"],
+        ]
+    );
+    // A kept master-data file that changed fails the next run with late usage, naming
+    // it, and posts nothing.
+    let kept: Vec<PathBuf> = std::fs::read_dir(books.join("master"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    // Six files read by October (five base tables and credit_memos), the changed
+    // price_plans by November.
+    assert_eq!(kept.len(), 7, "{kept:?}");
+    for file in &kept {
+        std::fs::write(file, "damaged").unwrap();
+    }
+    dataset_for(&data, "2026-12");
+    let failed = run(&data, &dir.path().join("out-12"), "2026-12", b, &[]);
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("master/") && stderr.contains("does not hold the content"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(books.join("log")).unwrap().count(), 2);
 }
 
 #[test]
@@ -391,7 +622,9 @@ fn the_ar_aging_report_ages_the_books_on_any_day() {
         succeeded(&output).trim_end(),
         "customer_id,currency,as_of,current,past_due_1_30,past_due_31_60,past_due_61_90,past_due_over_90,total\n\
          A,USD,2026-12-03,100.0000,40.0000,0.0000,0.0000,0.0000,140.0000\n\
-         B,USD,2026-12-03,3.5000,0.0000,0.0000,0.0000,0.0000,3.5000"
+         B,USD,2026-12-03,3.5000,0.0000,0.0000,0.0000,0.0000,3.5000\n\
+         C,USD,2026-12-03,165.0000,0.0000,0.0000,0.0000,0.0000,165.0000\n\
+         D,USD,2026-12-03,0.0000,90.0000,0.0000,0.0000,0.0000,90.0000"
     );
     // Without --on: as of the last posting, the last run's own ar_aging.
     let last = billrun(&["report", "ar-aging", "--books", b, "--format", "csv"]);
@@ -437,9 +670,14 @@ fn hledger_over_the_concatenated_journals_reports_the_books_balances() {
     ])
     .unwrap();
     for (account, amount) in [
-        ("assets:receivable", "104.50 USD"),
-        ("assets:cash", "230.00 USD"),
-        ("liabilities:tax payable", "-9.50 USD"),
+        ("assets:receivable", "716.50 USD"),
+        ("assets:cash", "395.00 USD"),
+        ("liabilities:tax payable", "-71.50 USD"),
+        // 50 + 5 (late) + 30 + 10; GPU: 150 + 0 + 150 + 70 (late) + 250.
+        ("revenue:API", "-95.00 USD"),
+        ("revenue:GPU", "-620.00 USD"),
+        // 90 - 35 (the credit note) + 10 + 30.
+        ("revenue:VOL", "-95.00 USD"),
     ] {
         assert!(
             text.contains(&format!("\"{account}\",\"{amount}\"")),
@@ -475,7 +713,12 @@ fn the_books_post_to_s3() {
             .output()
             .unwrap();
         succeeded(&output);
-        for name in ["receivables", "ar_aging", "applications"] {
+        for name in [
+            "receivables",
+            "ar_aging",
+            "applications",
+            "customer_balances",
+        ] {
             assert_same_rows(
                 &format!("s3 {period} {name}"),
                 &table(&out, name),

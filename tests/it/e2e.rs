@@ -418,6 +418,7 @@ fn a_run_under_a_small_memory_limit_spills_and_writes_the_same_bytes() {
             out: data.clone(),
             usage_files: 3,
             period: (2026, 10),
+            event_id_prefix: String::new(),
         },
         &|_| {},
     )

@@ -97,7 +97,12 @@ pub fn correction_lines(
             amount: delta,
         });
     }
-    Ok(lines)
+    // As on an invoice, the tax line comes after the subscriptions' lines (a line of the
+    // original that no longer applies is keyed after the recomputed ones).
+    let (mut ordered, tax): (Vec<_>, Vec<_>) =
+        lines.into_iter().partition(|l| l.kind != LineKind::Tax);
+    ordered.extend(tax);
+    Ok(ordered)
 }
 
 /// Invoice numbers for a run's invoices, continuing from `next` (1 for a new books):

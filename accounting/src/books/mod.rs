@@ -21,6 +21,7 @@
 //! is open on it (property-tested in `tests/books_props.rs`).
 
 pub mod aging;
+pub mod balances;
 pub mod cash;
 pub mod corrections;
 pub mod posting;
@@ -28,6 +29,7 @@ pub mod receivables;
 pub mod tables;
 
 pub use aging::{AgingRow, ar_aging, receivables_on};
+pub use balances::{CustomerBalance, customer_balances};
 pub use cash::{
     Application, Credit, PaymentRejected, SourceKind, apply_cash, apply_credits, apply_payment,
 };
@@ -36,4 +38,4 @@ pub use posting::{
     BooksState, PaymentRefusal, Posted, SettledFile, cash_not_conserved, post_run, receivable_of,
 };
 pub use receivables::{Receivable, ReceivableStatus};
-pub use tables::{applications_batch, ar_aging_batch, receivables_batch};
+pub use tables::{applications_batch, ar_aging_batch, customer_balances_batch, receivables_batch};

@@ -1,5 +1,6 @@
-//! The books' output tables (`receivables`, `ar_aging`, `applications`) as Arrow, in the
-//! columns of `DATA-CONTRACT.md`.
+//! The books' output tables (`receivables`, `ar_aging`, `applications`, and
+//! `customer_balances`, billrun's addition) as Arrow, in the columns of
+//! `DATA-CONTRACT.md` and `docs/CONTRACT-NOTES.md`.
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use billrun_schemas::outputs::OutputTable;
 use chrono::NaiveDate;
 
 use super::aging::AgingRow;
+use super::balances::CustomerBalance;
 use super::cash::Application;
 use super::receivables::Receivable;
 use crate::columns::{date_array, money_array, strings};
@@ -93,6 +95,30 @@ pub fn applications_batch(rows: &[Application]) -> Result<RecordBatch> {
     ];
     Ok(RecordBatch::try_new(
         OutputTable::Applications.schema(),
+        columns,
+    )?)
+}
+
+/// `customer_balances`.
+///
+/// # Errors
+/// Money that does not fit the table's decimal.
+pub fn customer_balances_batch(rows: &[CustomerBalance]) -> Result<RecordBatch> {
+    let r = || rows.iter();
+    let columns: Vec<ArrayRef> = vec![
+        strings(r().map(|x| x.customer_id.as_str())),
+        strings(r().map(|x| x.currency.as_str())),
+        date_array(r().map(|x| x.as_of)),
+        Arc::new(Int64Array::from_iter_values(
+            r().map(|x| i64::try_from(x.open_invoices).unwrap_or(i64::MAX)),
+        )),
+        money_array(r().map(|x| x.receivable))?,
+        money_array(r().map(|x| x.unapplied_cash))?,
+        money_array(r().map(|x| x.credit))?,
+        money_array(r().map(|x| x.balance))?,
+    ];
+    Ok(RecordBatch::try_new(
+        OutputTable::CustomerBalances.schema(),
         columns,
     )?)
 }

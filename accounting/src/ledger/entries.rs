@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use super::payments::Payment;
 use super::{EntryBuilder, JournalEntry, Posting, accounts, check_balanced, revenue_account};
 use crate::catalog::Catalog;
-use crate::error::{AccountingError, Result};
+use crate::error::Result;
 use crate::invoicing::{CreditScope, InvoiceRecord};
 
 /// The journal entries of a period's invoices, accrued as finance closes a month: the
@@ -19,8 +19,7 @@ use crate::invoicing::{CreditScope, InvoiceRecord};
 /// (`JE-<invoice_id>`). So revenue lands in the month it was earned.
 ///
 /// # Errors
-/// [`AccountingError::Internal`] if an entry does not balance or has a negative side (a
-/// bug).
+/// [`crate::AccountingError::Internal`] if an entry does not balance (a bug).
 pub fn journal_entries(catalog: &Catalog, invoices: &[InvoiceRecord]) -> Result<Vec<JournalEntry>> {
     let mut entries = Vec::with_capacity(2 * invoices.len());
     for invoice in invoices {
@@ -28,7 +27,14 @@ pub fn journal_entries(catalog: &Catalog, invoices: &[InvoiceRecord]) -> Result<
         let mut accrual = Postings::default();
         let mut billing = Postings::default();
         let composed = &invoice.composed;
-        billing.post(accounts::RECEIVABLE, composed.total, Decimal::ZERO)?;
+        // A credit note (a correction with a negative total) is settled by becoming the
+        // customer's credit: what it owes the customer is a liability, not a receivable.
+        let owed_by = if composed.total.is_sign_negative() {
+            accounts::CUSTOMER_CREDITS
+        } else {
+            accounts::RECEIVABLE
+        };
+        billing.post(owed_by, composed.total, Decimal::ZERO)?;
         let mut earned = Decimal::ZERO;
         for line in &composed.lines {
             let amount = line.amount;
@@ -114,20 +120,27 @@ impl Postings {
         Ok(())
     }
 
-    /// The postings, checked: no negative side, debits equal credits.
+    /// The postings, checked: debits equal credits. A side that sums to a negative
+    /// amount (a correction's negative line: late usage that lowers a volume price or
+    /// takes a minimum away, a credit note's total) is netted onto the other side, and
+    /// a posting that nets to zero is left out.
     fn finish(self, what: &str) -> Result<Vec<Posting>> {
-        // A posting can net to a negative side only if a line was negative where none may be.
-        if self
-            .0
-            .iter()
-            .any(|p| p.debit.is_sign_negative() || p.credit.is_sign_negative())
-        {
-            return Err(AccountingError::Internal(format!(
-                "the entry {what} has a negative posting"
-            )));
+        let mut postings = Vec::with_capacity(self.0.len());
+        for mut p in self.0 {
+            if p.debit.is_sign_negative() || p.credit.is_sign_negative() {
+                let net = checked::sub(p.debit, p.credit, "netted posting")?;
+                (p.debit, p.credit) = if net.is_sign_negative() {
+                    (Decimal::ZERO, -net)
+                } else {
+                    (net, Decimal::ZERO)
+                };
+            }
+            if !(p.debit.is_zero() && p.credit.is_zero()) {
+                postings.push(p);
+            }
         }
-        check_balanced(what, &self.0)?;
-        Ok(self.0)
+        check_balanced(what, &postings)?;
+        Ok(postings)
     }
 }
 
@@ -186,4 +199,102 @@ pub fn credit_memo_entries(
                 )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use billrun_engine::{ComposedInvoice, InvoiceLine};
+
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    /// A correction of October issued on 2026-12-01 with `lines` (kind, amount).
+    fn correction(lines: &[(LineKind, &str)]) -> InvoiceRecord {
+        let lines: Vec<InvoiceLine> = lines
+            .iter()
+            .map(|(kind, amount)| InvoiceLine {
+                kind: *kind,
+                subscription_id: (*kind != LineKind::Tax).then(|| "S-C".to_string()),
+                product_id: (*kind != LineKind::Tax).then(|| "GPU".to_string()),
+                credit_memo_id: None,
+                quantity: None,
+                amount: d(amount),
+            })
+            .collect();
+        let total = lines.iter().map(|l| l.amount).sum::<Decimal>();
+        let tax = lines
+            .iter()
+            .filter(|l| l.kind == LineKind::Tax)
+            .map(|l| l.amount)
+            .sum::<Decimal>();
+        InvoiceRecord {
+            invoice_id: "INV-202610-C-USD-C1".into(),
+            customer_id: "C".into(),
+            currency: "USD".into(),
+            window: DateWindow {
+                start: day("2026-10-01"),
+                end: day("2026-11-01"),
+            },
+            issue_date: day("2026-12-01"),
+            due_date: day("2026-12-16"),
+            composed: ComposedInvoice {
+                lines,
+                subtotal: total - tax,
+                discount: Decimal::ZERO,
+                tax,
+                credits: Decimal::ZERO,
+                total,
+                open_credits: Vec::new(),
+            },
+            invoice_number: None,
+            corrects_invoice_id: Some("INV-202610-C-USD".into()),
+        }
+    }
+
+    fn shown(entries: &[JournalEntry]) -> Vec<String> {
+        entries
+            .iter()
+            .flat_map(|e| {
+                e.postings.iter().map(move |p| {
+                    format!(
+                        "{} {} {} {} {}",
+                        e.entry_id, e.date, p.account, p.debit, p.credit
+                    )
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_correction_that_moves_revenue_between_lines_of_one_account_books_nothing() {
+        // Late usage +40.00 taken out of the minimum top-up −40.00, both revenue:GPU.
+        let invoice = correction(&[(LineKind::Usage, "40.00"), (LineKind::Minimum, "-40.00")]);
+        let entries = journal_entries(&Catalog::default(), &[invoice]).unwrap();
+        assert!(entries.is_empty(), "{:?}", shown(&entries));
+    }
+
+    #[test]
+    fn a_credit_note_books_its_negative_lines_on_the_other_side() {
+        // Late usage that lowers a volume price: usage −50.00, tax −5.00, total −55.00.
+        let invoice = correction(&[(LineKind::Usage, "-50.00"), (LineKind::Tax, "-5.00")]);
+        let entries = journal_entries(&Catalog::default(), &[invoice]).unwrap();
+        assert_eq!(
+            shown(&entries),
+            [
+                "JE-ACR-INV-202610-C-USD-C1 2026-10-31 revenue:GPU 50.00 0",
+                "JE-ACR-INV-202610-C-USD-C1 2026-10-31 assets:unbilled receivable 0 50.00",
+                // Settled by becoming credit: owed to the customer, not by them.
+                "JE-INV-202610-C-USD-C1 2026-12-01 liabilities:customer credits 0 55.00",
+                "JE-INV-202610-C-USD-C1 2026-12-01 liabilities:tax payable 5.00 0",
+                "JE-INV-202610-C-USD-C1 2026-12-01 assets:unbilled receivable 50.00 0",
+            ]
+        );
+    }
 }

@@ -17,6 +17,9 @@
 //!     rated_usage-late.parquet the late events it billed, if any
 //!     usage_totals.json        rated usage per (period, subscription, product)
 //!     lines.json               its invoice lines (what corrections compare against)
+//!   master/<sha256>            every master-data file a posting run read, by content
+//!                              (its fingerprint names them): late usage of a posted
+//!                              period is priced with its run's master data
 //! ```
 //!
 //! A posting writes its files into a folder of its own (the token is unique to the
@@ -309,6 +312,40 @@ impl Books {
         Ok(all)
     }
 
+    /// Keeps a master-data file the posting run read, by its content's SHA-256
+    /// (`master/<sha256>`), unless the books have it already: late usage of a posted
+    /// period is priced with the master data its run used.
+    ///
+    /// # Errors
+    /// Object-store failures.
+    pub async fn keep_master_file(&self, sha256: &str, bytes: Bytes) -> Result<()> {
+        let path = self.store.path(&master_file_name(sha256))?;
+        // Another posting may have kept the same content: same name, same bytes.
+        self.store.put_new(&path, bytes).await.map(|_| ())
+    }
+
+    /// Whether the books keep the master-data file with this SHA-256.
+    ///
+    /// # Errors
+    /// Object-store failures.
+    pub async fn has_master_file(&self, sha256: &str) -> Result<bool> {
+        self.has(&master_file_name(sha256)).await
+    }
+
+    /// A master-data file a posting kept, checked against its SHA-256.
+    ///
+    /// # Errors
+    /// [`PipelineError::BooksDamaged`] if it is missing or its content changed.
+    pub async fn master_file(&self, sha256: &str) -> Result<Bytes> {
+        use sha2::{Digest, Sha256};
+        let name = master_file_name(sha256);
+        let bytes = self.get(&name).await?;
+        if hex::encode(Sha256::digest(&bytes)) != sha256 {
+            return Err(self.damaged(&name, "does not hold the content it is named by"));
+        }
+        Ok(bytes)
+    }
+
     /// Whether `relative` exists below the books' root.
     ///
     /// # Errors
@@ -411,6 +448,11 @@ impl Books {
 
 fn internal(e: serde_json::Error) -> PipelineError {
     PipelineError::Internal(format!("books file does not serialise: {e}"))
+}
+
+/// `master/<sha256>`.
+fn master_file_name(sha256: &str) -> String {
+    format!("master/{sha256}")
 }
 
 /// `log/0000000001.json`.

@@ -124,30 +124,73 @@ pub async fn load_table(
         .try_collect()
         .await?;
     bar.finish_and_clear();
+    LoadedTable::from_decoded(table, decoded)
+}
 
-    let mut loaded = LoadedTable {
-        table,
-        batches: Vec::new(),
-        spilled: Vec::new(),
-        event_hashes: Vec::new(),
-        rejects: Vec::new(),
-        files: Vec::new(),
-        good_rows: 0,
-    };
-    for mut file in decoded {
-        loaded.good_rows += file.good_rows;
-        loaded.files.push(file.record);
-        loaded.batches.extend(file.batches);
-        loaded.rejects.extend(file.rejects);
-        if let Some(sink) = file.spill.take() {
-            let (path, hashes) = sink.finish()?;
-            loaded.spilled.push(path);
-            if loaded.event_hashes.is_empty() {
-                loaded.event_hashes = hashes;
-            } else {
-                loaded.event_hashes.extend(hashes);
-            }
+/// Decodes and validates files already in memory as `table` (the master data a books
+/// keeps of a posted run), numbered from `first_file_index`, in the order given.
+///
+/// # Errors
+/// As [`load_table`]; a file name without a known extension.
+pub fn decode_table(
+    table: Table,
+    files: Vec<(String, bytes::Bytes)>,
+    first_file_index: u32,
+) -> Result<LoadedTable> {
+    let mut decoded = Vec::with_capacity(files.len());
+    for (i, (name, bytes)) in files.into_iter().enumerate() {
+        let format = crate::store::dataset::FileFormat::from_name(&name).ok_or_else(|| {
+            PipelineError::Internal(format!("`{name}` is neither CSV nor Parquet"))
+        })?;
+        let file = crate::store::dataset::InputFile {
+            table,
+            location: object_store::path::Path::from(name.as_str()),
+            name,
+            format,
+            size: bytes.len() as u64,
+        };
+        decoded.push(decode_into(
+            &file,
+            bytes,
+            first_file_index + i as u32,
+            None,
+            None,
+        )?);
+    }
+    LoadedTable::from_decoded(table, decoded)
+}
+
+impl LoadedTable {
+    /// A table with no file.
+    pub fn empty(table: Table) -> Self {
+        LoadedTable {
+            table,
+            batches: Vec::new(),
+            spilled: Vec::new(),
+            event_hashes: Vec::new(),
+            rejects: Vec::new(),
+            files: Vec::new(),
+            good_rows: 0,
         }
     }
-    Ok(loaded)
+
+    fn from_decoded(table: Table, decoded: Vec<DecodedFile>) -> Result<Self> {
+        let mut loaded = LoadedTable::empty(table);
+        for mut file in decoded {
+            loaded.good_rows += file.good_rows;
+            loaded.files.push(file.record);
+            loaded.batches.extend(file.batches);
+            loaded.rejects.extend(file.rejects);
+            if let Some(sink) = file.spill.take() {
+                let (path, hashes) = sink.finish()?;
+                loaded.spilled.push(path);
+                if loaded.event_hashes.is_empty() {
+                    loaded.event_hashes = hashes;
+                } else {
+                    loaded.event_hashes.extend(hashes);
+                }
+            }
+        }
+        Ok(loaded)
+    }
 }

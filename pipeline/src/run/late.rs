@@ -60,8 +60,9 @@ struct LateEvent {
 /// continuing from what the books posted there, and bills each changed invoice of
 /// those periods as a correction issued with the customer's invoices of this run.
 ///
-/// The master data is this run's; plans and subscriptions are effective-dated, so a
-/// posted period is priced as it was unless its history was edited.
+/// Each period is priced with the master data its posting run used (the books keep
+/// it); the correction's issue and due dates are this run's (`catalog_now`,
+/// `windows_now`).
 ///
 /// # Errors
 /// Damaged books; overflow.
@@ -69,7 +70,7 @@ pub(super) async fn bill_late_usage(
     books: &Books,
     history: &[Commit],
     late: &[RecordBatch],
-    catalog: &Catalog,
+    catalog_now: &Catalog,
     windows_now: &BTreeMap<String, DateWindow>,
 ) -> Result<LateBilling> {
     let mut out = LateBilling::default();
@@ -79,8 +80,6 @@ pub(super) async fn bill_late_usage(
     let posted_totals = books.usage_totals(history).await?;
     let posted_lines = books.lines(history).await?;
     let posted_invoices = books.posted_invoices(history).await?;
-    let subscriptions: Vec<&Subscription> = catalog.subscriptions.values().collect();
-    let versions = &catalog.plan_versions;
 
     // Late events by period.
     let mut by_period: BTreeMap<BillingMonth, Vec<(usize, usize)>> = BTreeMap::new();
@@ -88,7 +87,7 @@ pub(super) async fn bill_late_usage(
         let customers = batch.column(1).as_string::<i32>();
         let ts = batch.column(3).as_primitive::<TimestampMicrosecondType>();
         for i in 0..batch.num_rows() {
-            let billing_day = catalog
+            let billing_day = catalog_now
                 .customers
                 .get(customers.value(i))
                 .map_or(1, |c| c.billing_day);
@@ -103,8 +102,19 @@ pub(super) async fn bill_late_usage(
     }
     let mut unrated_rows: Vec<(usize, usize, &'static str)> = Vec::new();
     for (period, rows) in by_period {
-        let windows = catalog.billing_windows(period)?;
-        let lookup = SegmentLookup::new(catalog, &windows, billing_window(period, 1)?)?;
+        let period_name = period.to_string();
+        let posting = history
+            .iter()
+            .find(|c| c.period == period_name)
+            .ok_or_else(|| {
+                PipelineError::Internal(format!("period {period} is not in the books' history"))
+            })?;
+        let posted_master = super::posted_master(books, posting, period).await?;
+        let catalog = &posted_master.catalog;
+        let windows = &posted_master.windows;
+        let subscriptions: Vec<&Subscription> = catalog.subscriptions.values().collect();
+        let versions = &catalog.plan_versions;
+        let lookup = SegmentLookup::new(catalog, windows, billing_window(period, 1)?)?;
         let mut priced: Vec<LateEvent> = Vec::new();
         for (b, i) in rows {
             let batch = &late[b];
@@ -147,7 +157,6 @@ pub(super) async fn bill_late_usage(
         priced.sort_by(|a, b| {
             (a.subscription_idx, a.ts, &a.event_id).cmp(&(b.subscription_idx, b.ts, &b.event_id))
         });
-        let period_name = period.to_string();
         let mut totals: BTreeMap<(String, String), UsageTotals> = BTreeMap::new();
         for t in posted_totals.iter().filter(|t| t.period == period_name) {
             let sum = totals
@@ -234,12 +243,16 @@ pub(super) async fn bill_late_usage(
                 .iter()
                 .filter(|p| p.corrects_invoice_id.as_deref() == Some(original.as_str()))
                 .count() as u32;
-            let customer = &catalog.customers[&invoice.customer_id];
+            let terms = catalog_now
+                .customers
+                .get(&invoice.customer_id)
+                .or_else(|| catalog.customers.get(&invoice.customer_id))
+                .map_or(0, |c| c.payment_terms_days);
             let issue_date = windows_now
                 .get(&invoice.customer_id)
                 .map_or(invoice.issue_date, |w| w.end);
             let due_date = issue_date
-                .checked_add_days(Days::new(u64::from(customer.payment_terms_days)))
+                .checked_add_days(Days::new(u64::from(terms)))
                 .ok_or_else(|| PipelineError::Internal("due date overflows".into()))?;
             out.corrections.push(InvoiceRecord {
                 invoice_id: correction_id(&original, corrections_before),

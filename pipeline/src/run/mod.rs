@@ -8,8 +8,8 @@ use std::time::Instant;
 use arrow::array::RecordBatch;
 use billrun_accounting::ValidatedRows;
 use billrun_accounting::books::{
-    Posted, applications_batch, ar_aging, ar_aging_batch, cash_not_conserved, post_run,
-    receivables_batch,
+    Posted, applications_batch, ar_aging, ar_aging_batch, cash_not_conserved, customer_balances,
+    customer_balances_batch, post_run, receivables_batch,
 };
 use billrun_accounting::catalog::{Catalog, MasterTables, build_catalog};
 use billrun_accounting::invoicing::{
@@ -339,6 +339,7 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
     if let (Some(b), Some(p)) = (&books, posted)
         && b.posts()
     {
+        b.keep_master_data(&dataset, &fingerprint).await?;
         let commit = b.commit(
             options.period,
             &dataset.location,
@@ -597,6 +598,38 @@ async fn read_inputs(
         loaded.insert(table, t);
     }
     Ok(Inputs { loaded, file_names })
+}
+
+/// The master data a posted period was billed with, from the files its posting kept
+/// in the books (named by its fingerprint, in reading order), validated as that run
+/// validated them.
+///
+/// # Errors
+/// Damaged books (a kept file missing or changed); validation errors.
+async fn posted_master(
+    books: &crate::books::Books,
+    posting: &crate::books::Commit,
+    period: BillingMonth,
+) -> Result<MasterData> {
+    let mut loaded: BTreeMap<Table, LoadedTable> = BTreeMap::new();
+    let mut file_names: Vec<String> = Vec::new();
+    for table in Table::every() {
+        let mut files = Vec::new();
+        if posting::is_master_data(table) {
+            for (_, file, sha256) in posting
+                .fingerprint
+                .inputs
+                .iter()
+                .filter(|(t, _, _)| t == table.name())
+            {
+                files.push((file.clone(), books.master_file(sha256).await?));
+            }
+        }
+        let t = crate::read::decode_table(table, files, file_names.len() as u32)?;
+        file_names.extend(t.files.iter().map(|f| f.file.clone()));
+        loaded.insert(table, t);
+    }
+    validate(&Inputs { loaded, file_names }, period)
 }
 
 /// Master data checked across rows and tables, ready to bill and recognise with.
@@ -1017,6 +1050,14 @@ fn write_outputs(
             (
                 OutputTable::Applications,
                 vec![applications_batch(&posted.applications)?],
+            ),
+            (
+                OutputTable::CustomerBalances,
+                vec![customer_balances_batch(&customer_balances(
+                    &open,
+                    &posted.credits,
+                    books.as_of,
+                )?)?],
             ),
         ]);
     }

@@ -86,17 +86,29 @@ pub(super) async fn sort_posted_period_usage(
     if batches.iter().all(|b| b.num_rows() == 0) {
         return Ok(out);
     }
+    // The ids to look up, and the posted periods they may have been billed in: only
+    // those periods' events are read back, so a run's cost does not grow with the
+    // books' history.
     let mut wanted: BTreeSet<String> = BTreeSet::new();
+    let mut periods: BTreeSet<String> = BTreeSet::new();
     for b in batches {
-        wanted.extend(
-            b.column(0)
-                .as_string::<i32>()
-                .iter()
-                .flatten()
-                .map(str::to_string),
-        );
+        let ids = b.column(0).as_string::<i32>();
+        let customers = b.column(1).as_string::<i32>();
+        let ts = b.column(3).as_primitive::<TimestampMicrosecondType>();
+        for i in 0..b.num_rows() {
+            let billing_day = catalog
+                .customers
+                .get(customers.value(i))
+                .map_or(1, |c| c.billing_day);
+            let period = DateTime::from_timestamp_micros(ts.value(i))
+                .map(|t| period_of(t.date_naive(), billing_day));
+            if let Some(period) = period.filter(|p| *p >= posted.0 && *p <= posted.1) {
+                wanted.insert(ids.value(i).to_string());
+                periods.insert(period.to_string());
+            }
+        }
     }
-    let billed = billed_events(books, commits, &wanted).await?;
+    let billed = billed_events(books, commits, &wanted, &periods).await?;
     let code = UnratedReason::LateForPostedPeriod.code();
     for batch in batches {
         let ids = batch.column(0).as_string::<i32>();
@@ -191,17 +203,24 @@ pub(super) async fn sort_posted_period_usage(
     Ok(out)
 }
 
-/// The events among `wanted` that posting runs billed, by event id (the last posting
-/// that billed an id wins; an id is billed once per period).
+/// The events among `wanted` that posting runs billed in `periods`, by event id (the
+/// last posting that billed an id wins; an id is billed once per period): the events
+/// of the runs that posted those periods, and every posting's late events (few).
 async fn billed_events(
     books: &Books,
     commits: &[Commit],
     wanted: &BTreeSet<String>,
+    periods: &BTreeSet<String>,
 ) -> Result<BTreeMap<String, Billed>> {
     let mut billed = BTreeMap::new();
+    if wanted.is_empty() {
+        return Ok(billed);
+    }
     let mut files = Vec::new();
     for commit in commits {
-        files.push(format!("{}/rated_usage.parquet", commit.files));
+        if periods.contains(&commit.period) {
+            files.push(format!("{}/rated_usage.parquet", commit.files));
+        }
         let late = format!("{}/rated_usage-late.parquet", commit.files);
         if books.has(&late).await? {
             files.push(late);

@@ -231,3 +231,61 @@ fn describe_change(posted: &RunFingerprint, now: &RunFingerprint) -> String {
         parts.join("; ")
     }
 }
+
+/// Whether `table` is master data: what prices and bills usage, kept by the books for
+/// late usage (usage and payments are not).
+pub(super) fn is_master_data(table: billrun_schemas::Table) -> bool {
+    !matches!(
+        table,
+        billrun_schemas::Table::Usage | billrun_schemas::Table::Payments
+    )
+}
+
+impl BooksRun {
+    /// Keeps in the books every master-data file the run read (`fingerprint`) that
+    /// they do not have yet, read again and checked against the SHA-256 the run saw.
+    ///
+    /// # Errors
+    /// Object-store failures; [`PipelineError::UnreadableFile`] for a file that changed
+    /// or went away while the run was reading the dataset.
+    pub(super) async fn keep_master_data(
+        &self,
+        dataset: &crate::store::dataset::Dataset,
+        fingerprint: &RunFingerprint,
+    ) -> Result<()> {
+        use sha2::{Digest, Sha256};
+        for table in billrun_schemas::Table::every().filter(|t| is_master_data(*t)) {
+            let mut missing: Vec<(&str, &str)> = Vec::new();
+            for (_, file, sha256) in fingerprint
+                .inputs
+                .iter()
+                .filter(|(t, _, _)| t == table.name())
+            {
+                if !self.books.has_master_file(sha256).await? {
+                    missing.push((file, sha256));
+                }
+            }
+            if missing.is_empty() {
+                continue;
+            }
+            let files = dataset.table_files(table).await?;
+            for (name, sha256) in missing {
+                let changed = |reason: &str| PipelineError::UnreadableFile {
+                    file: name.to_string(),
+                    format: "master-data",
+                    reason: format!("{reason} while the run read the dataset; run it again"),
+                };
+                let file = files
+                    .iter()
+                    .find(|f| f.name == name)
+                    .ok_or_else(|| changed("went away"))?;
+                let bytes = dataset.read(file).await?;
+                if hex::encode(Sha256::digest(&bytes)) != sha256 {
+                    return Err(changed("changed"));
+                }
+                self.books.keep_master_file(sha256, bytes).await?;
+            }
+        }
+        Ok(())
+    }
+}
