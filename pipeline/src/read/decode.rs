@@ -7,7 +7,7 @@ use arrow::array::{ArrayRef, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema};
 use billrun_schemas::{Reject, RejectCode, validate_batch};
 use bytes::Bytes;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection, RowSelector};
 use sha2::{Digest, Sha256};
 
 use super::usage_spill::SpillSink;
@@ -24,6 +24,45 @@ pub(crate) struct DecodedFile {
     /// With the books, for a file a posted run read: the rows still open (the others
     /// are settled and skipped).
     keep_rows: Option<Vec<u64>>,
+}
+
+/// The error of a Parquet batch that cannot be decoded.
+fn unreadable_batch(file: &InputFile) -> impl Fn(arrow::error::ArrowError) -> PipelineError + '_ {
+    move |e| PipelineError::UnreadableFile {
+        file: file.name.clone(),
+        format: "Parquet",
+        reason: e.to_string(),
+    }
+}
+
+/// Ascending row numbers (from 1) as runs of consecutive rows: (first, length), those
+/// past `total` left out.
+fn runs_of(rows: &[u64], total: u64) -> Vec<(u64, u64)> {
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for &row in rows.iter().filter(|&&r| r >= 1 && r <= total) {
+        match runs.last_mut() {
+            Some((first, len)) if *first + *len == row => *len += 1,
+            _ => runs.push((row, 1)),
+        }
+    }
+    runs
+}
+
+/// The Parquet row selection of `runs` (row numbers from 1) in a file of `total` rows.
+fn selection_of(runs: &[(u64, u64)], total: u64) -> RowSelection {
+    let mut selectors = Vec::with_capacity(2 * runs.len() + 1);
+    let mut at = 1u64;
+    for &(first, len) in runs {
+        if first > at {
+            selectors.push(RowSelector::skip((first - at) as usize));
+        }
+        selectors.push(RowSelector::select(len as usize));
+        at = first + len;
+    }
+    if at <= total {
+        selectors.push(RowSelector::skip((total + 1 - at) as usize));
+    }
+    RowSelection::from(selectors)
 }
 
 impl DecodedFile {
@@ -88,18 +127,64 @@ pub(super) fn decode_into(
                 format: "Parquet",
                 reason: e.to_string(),
             };
-            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
                 .map_err(unreadable)?
-                .with_batch_size(BATCH_ROWS)
-                .build()
-                .map_err(unreadable)?;
-            for batch in reader {
-                let batch = batch.map_err(|e| PipelineError::UnreadableFile {
-                    file: file.name.clone(),
-                    format: "Parquet",
-                    reason: e.to_string(),
-                })?;
-                accept(file, file_index, &batch, &mut next_row, &mut out)?;
+                .with_batch_size(BATCH_ROWS);
+            match out.keep_rows.clone() {
+                None => {
+                    let reader = builder.build().map_err(unreadable)?;
+                    for batch in reader {
+                        accept(
+                            file,
+                            file_index,
+                            &batch.map_err(unreadable_batch(file))?,
+                            &mut next_row,
+                            &mut out,
+                        )?;
+                    }
+                }
+                Some(open) => {
+                    // A file read again: only its open rows are decoded, so that a
+                    // dataset keeping every month's files costs a run what is open in
+                    // them, not all they hold.
+                    let total = u64::try_from(builder.metadata().file_metadata().num_rows())
+                        .unwrap_or_default();
+                    let runs = runs_of(&open, total);
+                    let reader = builder
+                        .with_row_selection(selection_of(&runs, total))
+                        .build()
+                        .map_err(unreadable)?;
+                    let (mut run, mut used) = (0, 0u64);
+                    for batch in reader {
+                        let batch = batch.map_err(unreadable_batch(file))?;
+                        let mut offset = 0;
+                        while offset < batch.num_rows() {
+                            let Some(&(first, len)) = runs.get(run) else {
+                                return Err(PipelineError::Internal(format!(
+                                    "{}: more rows selected than open",
+                                    file.name
+                                )));
+                            };
+                            let take = usize::try_from(len - used)
+                                .unwrap_or(usize::MAX)
+                                .min(batch.num_rows() - offset);
+                            let mut row = first + used;
+                            accept(
+                                file,
+                                file_index,
+                                &batch.slice(offset, take),
+                                &mut row,
+                                &mut out,
+                            )?;
+                            used += take as u64;
+                            offset += take;
+                            if used == len {
+                                (run, used) = (run + 1, 0);
+                            }
+                        }
+                    }
+                    next_row = total + 1;
+                }
             }
         }
         FileFormat::Csv => {
@@ -326,4 +411,106 @@ fn join_fields(record: &csv::ByteRecord) -> String {
         .map(|f| String::from_utf8_lossy(f).into_owned())
         .collect::<Vec<_>>()
         .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{AsArray, StringArray};
+    use arrow::datatypes::UInt64Type;
+    use billrun_schemas::Table;
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+
+    use super::*;
+
+    /// A usage Parquet file of `n` events (E1 .. En), two rows per row group so that the
+    /// selection crosses row groups and batches.
+    fn usage_file(n: usize) -> Bytes {
+        let text = |f: &dyn Fn(usize) -> String| -> ArrayRef {
+            Arc::new(StringArray::from_iter_values((1..=n).map(f)))
+        };
+        let schema = Arc::new(Schema::new(
+            ["event_id", "customer_id", "product_id", "ts", "quantity"]
+                .map(|c| Field::new(c, DataType::Utf8, false))
+                .to_vec(),
+        ));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                text(&|i| format!("E{i}")),
+                text(&|_| "C1".to_string()),
+                text(&|_| "API".to_string()),
+                text(&|i| format!("2026-10-{i:02}T00:00:00Z")),
+                text(&|i| i.to_string()),
+            ],
+        )
+        .unwrap();
+        let mut bytes = Vec::new();
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(2))
+            .build();
+        let mut writer = ArrowWriter::try_new(&mut bytes, schema, Some(props)).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        Bytes::from(bytes)
+    }
+
+    #[test]
+    fn a_file_read_again_decodes_only_its_open_rows_with_their_row_numbers() {
+        let bytes = usage_file(7);
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let settled: SettledFiles = Arc::new(
+            [(
+                sha256,
+                billrun_accounting::books::SettledFile {
+                    rows: 7,
+                    open_rows: vec![2, 4, 5, 7],
+                },
+            )]
+            .into(),
+        );
+        let file = InputFile {
+            table: Table::Usage,
+            name: "usage/2026-10.parquet".into(),
+            location: object_store::path::Path::from("usage/2026-10.parquet"),
+            format: FileFormat::Parquet,
+            size: bytes.len() as u64,
+        };
+        let out = decode_into(&file, bytes, 0, None, Some(&settled)).unwrap();
+        assert_eq!(
+            (out.record.rows, out.record.rows_settled, out.good_rows),
+            (7, 3, 4)
+        );
+        let mut kept = Vec::new();
+        for batch in &out.batches {
+            let ids = batch.column_by_name("event_id").unwrap().as_string::<i32>();
+            let rows = batch
+                .column_by_name(billrun_schemas::templates::ROW_NUMBER_COLUMN)
+                .unwrap()
+                .as_primitive::<UInt64Type>();
+            for i in 0..batch.num_rows() {
+                kept.push(format!("{} row {}", ids.value(i), rows.value(i)));
+            }
+        }
+        assert_eq!(kept, ["E2 row 2", "E4 row 4", "E5 row 5", "E7 row 7"]);
+    }
+
+    #[test]
+    fn open_rows_become_runs_and_a_selection_covering_the_file() {
+        let runs = runs_of(&[2, 3, 4, 7, 9, 10, 12], 10);
+        assert_eq!(runs, [(2, 3), (7, 1), (9, 2)]);
+        let selection: Vec<RowSelector> = selection_of(&runs, 12).into();
+        assert_eq!(
+            selection,
+            [
+                RowSelector::skip(1),
+                RowSelector::select(3),
+                RowSelector::skip(2),
+                RowSelector::select(1),
+                RowSelector::skip(1),
+                RowSelector::select(2),
+                RowSelector::skip(2),
+            ]
+        );
+    }
 }

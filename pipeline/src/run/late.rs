@@ -77,9 +77,6 @@ pub(super) async fn bill_late_usage(
     if late.iter().all(|b| b.num_rows() == 0) {
         return Ok(out);
     }
-    let posted_totals = books.usage_totals(history).await?;
-    let posted_lines = books.lines(history).await?;
-    let posted_invoices = books.posted_invoices(history).await?;
 
     // Late events by period.
     let mut by_period: BTreeMap<BillingMonth, Vec<(usize, usize)>> = BTreeMap::new();
@@ -109,6 +106,17 @@ pub(super) async fn bill_late_usage(
             .ok_or_else(|| {
                 PipelineError::Internal(format!("period {period} is not in the books' history"))
             })?;
+        // What the books hold of the period: its posting and the later ones (which
+        // may have corrected it). Earlier postings are not read, so the cost of late
+        // usage does not grow with the books' history.
+        let since: Vec<Commit> = history
+            .iter()
+            .filter(|c| c.period >= period_name)
+            .cloned()
+            .collect();
+        let posted_totals = books.usage_totals(&since).await?;
+        let posted_lines = books.lines(&since).await?;
+        let posted_invoices = books.posted_invoices(&since).await?;
         let posted_master = super::posted_master(books, posting, period).await?;
         let catalog = &posted_master.catalog;
         let windows = &posted_master.windows;
@@ -227,22 +235,42 @@ pub(super) async fn bill_late_usage(
                 corrections: &[],
             },
         )?;
+        // The posted lines of each original (its own and its corrections'), and how
+        // many corrections it has, indexed once: a scan per invoice made this grow with
+        // invoices × lines.
+        let mut original_of: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut corrections_of: BTreeMap<&str, u32> = BTreeMap::new();
+        for p in &posted_invoices {
+            let id = p.receivable.invoice_id.as_str();
+            match p.corrects_invoice_id.as_deref() {
+                Some(original) => {
+                    original_of.insert(id, original);
+                    *corrections_of.entry(original).or_default() += 1;
+                }
+                None => {
+                    original_of.insert(id, id);
+                }
+            }
+        }
+        let mut lines_of: BTreeMap<&str, Vec<&PostedLine>> = BTreeMap::new();
+        for line in &posted_lines {
+            if let Some(original) = original_of.get(line.invoice_id.as_str()) {
+                lines_of.entry(original).or_default().push(line);
+            }
+        }
         for invoice in recomputed.invoices {
             let original = invoice_id(period, &invoice.customer_id, &invoice.currency);
-            let prefix = format!("{original}-C");
-            let posted: Vec<InvoiceLine> = posted_lines
-                .iter()
-                .filter(|l| l.invoice_id == original || l.invoice_id.starts_with(&prefix))
-                .map(line_of)
+            let posted: Vec<InvoiceLine> = lines_of
+                .get(original.as_str())
+                .into_iter()
+                .flatten()
+                .map(|l| line_of(l))
                 .collect::<Result<_>>()?;
             let lines = correction_lines(&posted, &invoice.composed.lines)?;
             if lines.is_empty() {
                 continue;
             }
-            let corrections_before = posted_invoices
-                .iter()
-                .filter(|p| p.corrects_invoice_id.as_deref() == Some(original.as_str()))
-                .count() as u32;
+            let corrections_before = corrections_of.get(original.as_str()).copied().unwrap_or(0);
             let terms = catalog_now
                 .customers
                 .get(&invoice.customer_id)
@@ -269,23 +297,34 @@ pub(super) async fn bill_late_usage(
         out.billed += priced.len() as u64;
         out.rated.push(rated_rows(&priced, &subscriptions)?);
     }
+    // One batch of unrated rows per late batch, in its row order.
+    unrated_rows.sort_unstable();
+    let mut by_batch: BTreeMap<usize, (Vec<u32>, Vec<&'static str>)> = BTreeMap::new();
     for (b, i, code) in unrated_rows {
+        let (indices, codes) = by_batch.entry(b).or_default();
+        indices.push(i as u32);
+        codes.push(code);
+    }
+    for (b, (indices, codes)) in by_batch {
         let batch = &late[b];
-        let indices = UInt32Array::from(vec![i as u32]);
+        let files = batch.column(6).as_primitive::<UInt32Type>();
+        let rows = batch.column(7).as_primitive::<UInt64Type>();
+        out.open.extend(
+            indices
+                .iter()
+                .map(|&i| (files.value(i as usize), rows.value(i as usize))),
+        );
+        let indices = UInt32Array::from(indices);
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(8);
         for c in 0..5 {
             columns.push(arrow::compute::take(batch.column(c), &indices, None)?);
         }
-        columns.push(Arc::new(StringArray::from(vec![code])));
+        columns.push(Arc::new(StringArray::from(codes)));
         for c in 6..8 {
             columns.push(arrow::compute::take(batch.column(c), &indices, None)?);
         }
         out.unrated
             .push(RecordBatch::try_new(batch.schema(), columns)?);
-        out.open.push((
-            batch.column(6).as_primitive::<UInt32Type>().value(i),
-            batch.column(7).as_primitive::<UInt64Type>().value(i),
-        ));
     }
     Ok(out)
 }
