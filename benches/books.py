@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """The books over twelve months: does a month's bill run cost more as the books grow?
 
-Each month's usage is generated on its own (`billrun generate --period P`, the same
-seed, so the same customers and catalog, with event ids prefixed by the month so that
-months never collide); the dataset keeps every month's files, as a billing team's
-bucket does; each month is posted with `billrun run --books` into one books location,
+Each month is generated on its own (`billrun generate --period P`, the same seed, so
+the same customers and catalog, with event ids prefixed by the month so that months
+never collide); its master data replaces the month before's (a CRM exported again),
+while the dataset keeps every month's usage files, as a billing team's bucket does; each month is posted with `billrun run --books` into one books location,
 after the customers paid most of the previous month's invoices (a payments file made
 from its `receivables`). Then the reports over the books are timed.
 
@@ -115,9 +115,12 @@ def main() -> None:
     for m, period in enumerate(periods[:-1], start=1):
         print(f"[{period}] generating {label(args.events)} events ...", file=sys.stderr)
         generate_month(args.binary, args, period, scratch)
-        if m == 1:
-            # The first month's master data stays the dataset's for the whole year.
-            shutil.copytree(scratch, data, ignore=shutil.ignore_patterns("usage"))
+        # The month's master data replaces the last one (a CRM exported again: the same
+        # customers, subscriptions living around the month); its usage joins the rest.
+        for table in sorted(scratch.iterdir()):
+            if table.name != "usage":
+                shutil.rmtree(data / table.name, ignore_errors=True)
+                shutil.copytree(table, data / table.name)
         add_usage(scratch, data, period)
         out = work / f"out-{period}"
         print(f"[{period}] billing and posting ...", file=sys.stderr)

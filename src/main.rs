@@ -74,16 +74,25 @@ enum Command {
         /// Which report.
         #[arg(value_enum)]
         report: ReportArg,
-        /// Output folder of a run (every report but ar-aging).
+        /// Output folder of a run (deferred-revenue, revenue-waterfall, trial-balance).
         #[arg(long, required_unless_present = "books")]
         out: Option<PathBuf>,
-        /// Books location (ar-aging).
+        /// Books location (ar-aging, invoice-register, invoice-accuracy, dso, statement).
         #[arg(long)]
         books: Option<String>,
-        /// ar-aging: the day to age on (invoices issued on or before it, payments paid
-        /// before it). Default: the as_of of the last posting.
+        /// ar-aging, invoice-register: the day it stands on (invoices issued on or before
+        /// it, payments paid before it). Default: the as_of of the last posting.
         #[arg(long)]
         on: Option<chrono::NaiveDate>,
+        /// statement: the first day (default: the first posted period's first day).
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+        /// statement: the last day (default: the as_of of the last posting).
+        #[arg(long)]
+        to: Option<chrono::NaiveDate>,
+        /// statement: one customer only.
+        #[arg(long)]
+        customer: Option<String>,
         /// How to print it.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
@@ -184,6 +193,16 @@ enum CarveOrderArg {
 enum ReportArg {
     /// Open receivables per customer and currency by days past due, from the books.
     ArAging,
+    /// Every posted invoice by number with its status, from the books.
+    InvoiceRegister,
+    /// Per period, the share of its invoices that no correction corrects, from the books.
+    InvoiceAccuracy,
+    /// Days sales outstanding per period and currency, and over three months, from the
+    /// books.
+    Dso,
+    /// Customer statements: opening balance, invoices, corrections, payments, closing
+    /// balance, from the books.
+    Statement,
     DeferredRevenue,
     RevenueWaterfall,
     TrialBalance,
@@ -357,17 +376,40 @@ fn run(cli: Cli) -> Result<()> {
             out,
             books,
             on,
+            from,
+            to,
+            customer,
             format,
         } => {
+            use billrun_pipeline::books::{BooksReport, ReportOptions, books_report};
             let runtime = runtime(None)?;
-            let batches = match which {
-                ReportArg::ArAging => {
+            let on_books = match which {
+                ReportArg::InvoiceRegister => Some(BooksReport::InvoiceRegister),
+                ReportArg::InvoiceAccuracy => Some(BooksReport::InvoiceAccuracy),
+                ReportArg::Dso => Some(BooksReport::Dso),
+                ReportArg::Statement => Some(BooksReport::Statement),
+                _ => None,
+            };
+            let batches = match (which, on_books) {
+                (ReportArg::ArAging, _) => {
                     let Some(books) = books else {
                         anyhow::bail!("the ar-aging report reads the books: give --books");
                     };
                     vec![runtime.block_on(billrun_pipeline::books::ar_aging_report(&books, on))?]
                 }
-                other => {
+                (_, Some(report)) => {
+                    let Some(books) = books else {
+                        anyhow::bail!("this report reads the books: give --books");
+                    };
+                    let options = ReportOptions {
+                        on,
+                        from,
+                        to,
+                        customer,
+                    };
+                    vec![runtime.block_on(books_report(&books, report, &options))?]
+                }
+                (other, None) => {
                     let which = match other {
                         ReportArg::DeferredRevenue => Report::DeferredRevenue,
                         ReportArg::RevenueWaterfall => Report::RevenueWaterfall,

@@ -634,6 +634,98 @@ fn the_ar_aging_report_ages_the_books_on_any_day() {
     assert_eq!(succeeded(&last).trim_end(), expected_csv);
 }
 
+/// The reports on the books over the three months, worked by hand from
+/// `HAND-CHECK.md`: accuracy (October's B, C and D corrected), DSO (open after each
+/// posting ÷ what its run invoiced × days; three months in December), statements (the
+/// totals after credit, the payments as paid) and the register's open amounts.
+#[test]
+fn the_reports_on_the_books_are_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let books = dir.path().join("books");
+    let b = books.to_str().unwrap();
+    three_periods(b, dir.path());
+    let report = |args: &[&str]| {
+        let mut all = vec!["report"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--books", b, "--format", "csv"]);
+        succeeded(&billrun(&all)).trim_end().to_string()
+    };
+    assert_eq!(
+        report(&["invoice-accuracy"]),
+        "period,invoices,corrected,accuracy_percent\n\
+         2026-10,4,3,25.00\n\
+         2026-11,4,0,100.00\n\
+         2026-12,4,0,100.00"
+    );
+    // October: 355.00 open of 355.00 invoiced × 31 days. November: 398.50 of 253.50
+    // (0 + 0 − 35 + 100 + 23.50 + 165 + 0) × 30 = 47.159… December: 716.50 of 468.00
+    // × 31 = 47.460…; over three months 716.50 of 1,076.50 × 92 = 61.233…
+    assert_eq!(
+        report(&["dso"]),
+        "period,currency,receivables,invoiced,days,dso,invoiced_3m,days_3m,dso_3m\n\
+         2026-10,USD,355.0000,355.0000,31,31.00,,,\n\
+         2026-11,USD,398.5000,253.5000,30,47.16,,,\n\
+         2026-12,USD,716.5000,468.0000,31,47.46,1076.5000,92,61.23"
+    );
+    assert_eq!(
+        report(&["statement", "--from", "2026-12-01", "--to", "2026-12-31"]),
+        "customer_id,currency,date,kind,reference,amount,balance\n\
+         A,USD,2026-12-01,opening,,40.0000,40.0000\n\
+         A,USD,2026-12-01,invoice,INV-202611-A-USD,100.0000,140.0000\n\
+         A,USD,2026-12-05,payment,PAY-3,-150.0000,-10.0000\n\
+         A,USD,2026-12-31,closing,,-10.0000,-10.0000\n\
+         B,USD,2026-12-01,opening,,-20.0000,-20.0000\n\
+         B,USD,2026-12-01,correction,INV-202610-B-USD-C1,0.0000,-20.0000\n\
+         B,USD,2026-12-01,invoice,INV-202611-B-USD,23.5000,3.5000\n\
+         B,USD,2026-12-31,closing,,3.5000,3.5000\n\
+         C,USD,2026-12-01,opening,,0.0000,0.0000\n\
+         C,USD,2026-12-01,correction,INV-202610-C-USD-C1,0.0000,0.0000\n\
+         C,USD,2026-12-01,invoice,INV-202611-C-USD,165.0000,165.0000\n\
+         C,USD,2026-12-31,closing,,165.0000,165.0000\n\
+         D,USD,2026-12-01,opening,,90.0000,90.0000\n\
+         D,USD,2026-12-01,invoice,INV-202611-D-USD,0.0000,90.0000\n\
+         D,USD,2026-12-31,closing,,90.0000,90.0000"
+    );
+    // The whole of D: the credit note is not a line, its 35.00 is in the totals of
+    // the invoices that used it (10.00 → 0.00, 30.00 → 5.00).
+    assert_eq!(
+        report(&["statement", "--customer", "D"]),
+        "customer_id,currency,date,kind,reference,amount,balance\n\
+         D,USD,2026-10-01,opening,,0.0000,0.0000\n\
+         D,USD,2026-11-01,invoice,INV-202610-D-USD,90.0000,90.0000\n\
+         D,USD,2026-12-01,invoice,INV-202611-D-USD,0.0000,90.0000\n\
+         D,USD,2027-01-01,invoice,INV-202612-D-USD,5.0000,95.0000\n\
+         D,USD,2027-01-01,closing,,95.0000,95.0000"
+    );
+    // The register on 2026-12-03: November's invoices issued, PAY-3 (12-05) not paid
+    // yet; the open amounts are those of the ar-aging report on that day.
+    let register = report(&["invoice-register", "--on", "2026-12-03"]);
+    let open: Vec<String> = register
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            format!("{} {} {} {}", f[0], f[1], f[10], f[12])
+        })
+        .collect();
+    assert_eq!(
+        open,
+        [
+            "1 INV-202610-A-USD 40.0000 12",
+            "2 INV-202610-B-USD 0.0000 0",
+            "3 INV-202610-C-USD 0.0000 0",
+            "4 INV-202610-D-USD 90.0000 2",
+            "5 INV-202610-B-USD-C1 0.0000 0",
+            "6 INV-202610-C-USD-C1 0.0000 0",
+            "7 INV-202610-D-USD-C1 0.0000 0",
+            "8 INV-202611-A-USD 100.0000 0",
+            "9 INV-202611-B-USD 3.5000 0",
+            "10 INV-202611-C-USD 165.0000 0",
+            "11 INV-202611-D-USD 0.0000 0",
+        ]
+    );
+}
+
 /// The posting runs' journals concatenated are the books' journal, and hledger's
 /// balances over them are the books' (receivables open less unapplied cash).
 #[test]

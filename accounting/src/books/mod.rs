@@ -26,6 +26,8 @@ pub mod cash;
 pub mod corrections;
 pub mod posting;
 pub mod receivables;
+pub mod report_tables;
+pub mod reports;
 pub mod tables;
 
 pub use aging::{AgingRow, ar_aging, receivables_on};
@@ -38,4 +40,11 @@ pub use posting::{
     BooksState, PaymentRefusal, Posted, SettledFile, cash_not_conserved, post_run, receivable_of,
 };
 pub use receivables::{Receivable, ReceivableStatus};
+pub use report_tables::{
+    dso_batch, invoice_accuracy_batch, invoice_register_batch, statement_batch,
+};
+pub use reports::{
+    AccuracyRow, DsoRow, PostedPeriod, RegisteredInvoice, StatementLine, days_sales_outstanding,
+    invoice_accuracy, month_days, statements,
+};
 pub use tables::{applications_batch, ar_aging_batch, customer_balances_batch, receivables_batch};

@@ -33,6 +33,9 @@
 //! is the same idea (a numbered log entry created only if absent) without the 200
 //! crates delta-rs brings into every build.
 
+mod reports;
+pub use reports::{BooksReport, ReportOptions, books_report};
+
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;

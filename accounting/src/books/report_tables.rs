@@ -1,0 +1,201 @@
+//! The reports on the books as Arrow, for `billrun report` to print as a table, CSV or
+//! JSON. Money is `Decimal128(38, 4)` as in every output; DSO and percentages have 2
+//! decimals.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Decimal128Array, Int32Array, Int64Array, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema};
+use billrun_engine::decimal_to_i128_scaled;
+use billrun_schemas::{DECIMAL_PRECISION, money_type};
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+
+use super::reports::{AccuracyRow, DsoRow, RegisteredInvoice, StatementLine};
+use crate::columns::{date_array, money_array, opt_strings, strings};
+use crate::error::Result;
+
+fn text(name: &str) -> Field {
+    Field::new(name, DataType::Utf8, false)
+}
+
+fn date(name: &str) -> Field {
+    Field::new(name, DataType::Date32, false)
+}
+
+fn money(name: &str) -> Field {
+    Field::new(name, money_type(), false)
+}
+
+/// A `Decimal128(38, 2)` field.
+fn two_decimals(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Decimal128(DECIMAL_PRECISION, 2), nullable)
+}
+
+fn two_decimal_array(values: impl Iterator<Item = Option<Decimal>>) -> Result<ArrayRef> {
+    let mantissas = values
+        .map(|v| v.map(|v| decimal_to_i128_scaled(v, 2)).transpose())
+        .collect::<Result<Vec<Option<i128>>, _>>()?;
+    Ok(Arc::new(
+        Decimal128Array::from(mantissas).with_precision_and_scale(DECIMAL_PRECISION, 2)?,
+    ))
+}
+
+fn count(values: impl Iterator<Item = u64>) -> ArrayRef {
+    Arc::new(Int64Array::from_iter_values(
+        values.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
+    ))
+}
+
+fn batch(fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+/// `billrun report invoice-register`: every posted invoice by number, as it stands on
+/// `on`.
+///
+/// # Errors
+/// Overflow; money that does not fit.
+pub fn invoice_register_batch(rows: &[RegisteredInvoice], on: NaiveDate) -> Result<RecordBatch> {
+    let r = || rows.iter().map(|i| &i.receivable);
+    let mut open = Vec::with_capacity(rows.len());
+    let mut status = Vec::with_capacity(rows.len());
+    let mut days = Vec::with_capacity(rows.len());
+    for x in r() {
+        open.push(x.open()?);
+        status.push(x.status()?.as_str());
+        days.push(i32::try_from(x.days_past_due(on)?).unwrap_or(i32::MAX));
+    }
+    batch(
+        vec![
+            Field::new("invoice_number", DataType::Int64, false),
+            text("invoice_id"),
+            text("posted_in"),
+            text("customer_id"),
+            text("currency"),
+            date("issue_date"),
+            date("due_date"),
+            money("total"),
+            money("paid"),
+            money("credited"),
+            money("open"),
+            text("status"),
+            Field::new("days_past_due", DataType::Int32, false),
+            Field::new("corrects_invoice_id", DataType::Utf8, true),
+        ],
+        vec![
+            count(rows.iter().map(|i| i.invoice_number)),
+            strings(r().map(|x| x.invoice_id.as_str())),
+            strings(rows.iter().map(|i| i.posted_in.as_str())),
+            strings(r().map(|x| x.customer_id.as_str())),
+            strings(r().map(|x| x.currency.as_str())),
+            date_array(r().map(|x| x.issue_date)),
+            date_array(r().map(|x| x.due_date)),
+            money_array(r().map(|x| x.total))?,
+            money_array(r().map(|x| x.paid))?,
+            money_array(r().map(|x| x.credited))?,
+            money_array(open.into_iter())?,
+            strings(status.into_iter()),
+            Arc::new(Int32Array::from(days)),
+            opt_strings(rows.iter().map(|i| i.corrects_invoice_id.as_deref())),
+        ],
+    )
+}
+
+/// `billrun report invoice-accuracy`.
+///
+/// # Errors
+/// A percentage that does not fit.
+pub fn invoice_accuracy_batch(rows: &[AccuracyRow]) -> Result<RecordBatch> {
+    batch(
+        vec![
+            text("period"),
+            Field::new("invoices", DataType::Int64, false),
+            Field::new("corrected", DataType::Int64, false),
+            two_decimals("accuracy_percent", false),
+        ],
+        vec![
+            strings(rows.iter().map(|r| r.period.as_str())),
+            count(rows.iter().map(|r| r.invoices)),
+            count(rows.iter().map(|r| r.corrected)),
+            two_decimal_array(rows.iter().map(|r| Some(r.accuracy_percent)))?,
+        ],
+    )
+}
+
+/// `billrun report dso`.
+///
+/// # Errors
+/// Money that does not fit.
+pub fn dso_batch(rows: &[DsoRow]) -> Result<RecordBatch> {
+    let days = |v: &mut dyn Iterator<Item = Option<u32>>| -> ArrayRef {
+        Arc::new(Int32Array::from_iter(
+            v.map(|d| d.map(|d| i32::try_from(d).unwrap_or(i32::MAX))),
+        ))
+    };
+    let invoiced_3m = rows
+        .iter()
+        .map(|r| {
+            r.invoiced_3m
+                .map(|v| decimal_to_i128_scaled(v, 4))
+                .transpose()
+        })
+        .collect::<Result<Vec<Option<i128>>, _>>()?;
+    batch(
+        vec![
+            text("period"),
+            text("currency"),
+            money("receivables"),
+            money("invoiced"),
+            Field::new("days", DataType::Int32, false),
+            two_decimals("dso", true),
+            Field::new("invoiced_3m", money_type(), true),
+            Field::new("days_3m", DataType::Int32, true),
+            two_decimals("dso_3m", true),
+        ],
+        vec![
+            strings(rows.iter().map(|r| r.period.as_str())),
+            strings(rows.iter().map(|r| r.currency.as_str())),
+            money_array(rows.iter().map(|r| r.receivables))?,
+            money_array(rows.iter().map(|r| r.invoiced))?,
+            days(&mut rows.iter().map(|r| Some(r.days))),
+            two_decimal_array(rows.iter().map(|r| r.dso))?,
+            Arc::new(
+                Decimal128Array::from(invoiced_3m)
+                    .with_precision_and_scale(DECIMAL_PRECISION, 4)?,
+            ),
+            days(&mut rows.iter().map(|r| r.days_3m)),
+            two_decimal_array(rows.iter().map(|r| r.dso_3m))?,
+        ],
+    )
+}
+
+/// `billrun report statement`.
+///
+/// # Errors
+/// Money that does not fit.
+pub fn statement_batch(rows: &[StatementLine]) -> Result<RecordBatch> {
+    batch(
+        vec![
+            text("customer_id"),
+            text("currency"),
+            date("date"),
+            text("kind"),
+            text("reference"),
+            money("amount"),
+            money("balance"),
+        ],
+        vec![
+            strings(rows.iter().map(|r| r.customer_id.as_str())),
+            strings(rows.iter().map(|r| r.currency.as_str())),
+            date_array(rows.iter().map(|r| r.date)),
+            strings(rows.iter().map(|r| r.kind)),
+            strings(rows.iter().map(|r| r.reference.as_str())),
+            money_array(rows.iter().map(|r| r.amount))?,
+            money_array(rows.iter().map(|r| r.balance))?,
+        ],
+    )
+}
