@@ -77,7 +77,8 @@ enum Command {
         /// Output folder of a run (deferred-revenue, revenue-waterfall, trial-balance).
         #[arg(long, required_unless_present = "books")]
         out: Option<PathBuf>,
-        /// Books location (ar-aging, invoice-register, invoice-accuracy, dso, statement).
+        /// Books location (ar-aging, invoice-register, invoice-accuracy, dso, statement,
+        /// tax, mrr).
         #[arg(long)]
         books: Option<String>,
         /// ar-aging, invoice-register: the day it stands on (invoices issued on or before
@@ -203,6 +204,11 @@ enum ReportArg {
     /// Customer statements: opening balance, invoices, corrections, payments, closing
     /// balance, from the books.
     Statement,
+    /// Tax by issue month, currency, region and rate, from the books.
+    Tax,
+    /// Monthly recurring revenue with new, expansion, contraction and churn, from the
+    /// books.
+    Mrr,
     DeferredRevenue,
     RevenueWaterfall,
     TrialBalance,
@@ -388,6 +394,8 @@ fn run(cli: Cli) -> Result<()> {
                 ReportArg::InvoiceAccuracy => Some(BooksReport::InvoiceAccuracy),
                 ReportArg::Dso => Some(BooksReport::Dso),
                 ReportArg::Statement => Some(BooksReport::Statement),
+                ReportArg::Tax => Some(BooksReport::Tax),
+                ReportArg::Mrr => Some(BooksReport::Mrr),
                 _ => None,
             };
             let batches = match (which, on_books) {

@@ -697,6 +697,29 @@ fn the_reports_on_the_books_are_exact() {
          D,USD,2027-01-01,invoice,INV-202612-D-USD,5.0000,95.0000\n\
          D,USD,2027-01-01,closing,,95.0000,95.0000"
     );
+    // Tax by the month invoices were issued in: B and C in region T at 10 %, A and D
+    // without a region. November: B 50.00 / 5.00, C 150.00 / 15.00; A 100, D 90.
+    // December: the corrections B-C1 5.00 / 0.50, C-C1 0 (usage +40, minimum −40),
+    // B 30.00 / 3.00, C 150.00 / 15.00; D-C1 −35, A 100, D 10. January: C-C2 70.00 /
+    // 7.00, B 10.00 / 1.00, C 250.00 / 25.00; A 100, D 30. Σ tax 71.50, as the journal.
+    assert_eq!(
+        report(&["tax"]),
+        "month,currency,tax_region,tax_rate,invoices,taxable,tax\n\
+         2026-11,USD,,,2,190.0000,0.0000\n\
+         2026-11,USD,T,0.100000,2,200.0000,20.0000\n\
+         2026-12,USD,,,3,75.0000,0.0000\n\
+         2026-12,USD,T,0.100000,4,185.0000,18.5000\n\
+         2027-01,USD,,,2,130.0000,0.0000\n\
+         2027-01,USD,T,0.100000,3,330.0000,33.0000"
+    );
+    // Only A pays a recurring fee (100.00 a month; C's minimum is not recurring).
+    assert_eq!(
+        report(&["mrr"]),
+        "period,currency,customers,mrr,new,expansion,contraction,churn,arr\n\
+         2026-10,USD,1,100.0000,100.0000,0.0000,0.0000,0.0000,1200.0000\n\
+         2026-11,USD,1,100.0000,0.0000,0.0000,0.0000,0.0000,1200.0000\n\
+         2026-12,USD,1,100.0000,0.0000,0.0000,0.0000,0.0000,1200.0000"
+    );
     // The register on 2026-12-03: November's invoices issued, PAY-3 (12-05) not paid
     // yet; the open amounts are those of the ar-aging report on that day.
     let register = report(&["invoice-register", "--on", "2026-12-03"]);

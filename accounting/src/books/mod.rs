@@ -41,10 +41,12 @@ pub use posting::{
 };
 pub use receivables::{Receivable, ReceivableStatus};
 pub use report_tables::{
-    dso_batch, invoice_accuracy_batch, invoice_register_batch, statement_batch,
+    dso_batch, invoice_accuracy_batch, invoice_register_batch, mrr_batch, statement_batch,
+    tax_batch,
 };
 pub use reports::{
-    AccuracyRow, DsoRow, PostedPeriod, RegisteredInvoice, StatementLine, days_sales_outstanding,
-    invoice_accuracy, month_days, statements,
+    AccuracyRow, DsoRow, MrrRow, PostedPeriod, RecurringCharge, RegisteredInvoice, StatementLine,
+    TaxRow, TaxedInvoice, days_sales_outstanding, invoice_accuracy, month_days, mrr_movements,
+    statements, tax_by_region,
 };
 pub use tables::{applications_batch, ar_aging_batch, customer_balances_batch, receivables_batch};

@@ -171,17 +171,13 @@ pub fn post_run(
     payments: &[Payment],
     as_of: NaiveDate,
 ) -> Result<Posted> {
-    let mut earlier: Vec<Receivable> = state
-        .open_receivables
-        .iter()
-        .map(|(r, _)| r.clone())
-        .collect();
+    let mut earlier = ByCustomer::new(state.open_receivables.iter().map(|(r, _)| r.clone()));
     let numbers_before: BTreeMap<String, u64> = state
         .open_receivables
         .iter()
         .map(|(r, n)| (r.invoice_id.clone(), *n))
         .collect();
-    let mut run: Vec<Receivable> = invoicing.invoices.iter().map(receivable_of).collect();
+    let mut run = ByCustomer::new(invoicing.invoices.iter().map(receivable_of));
     let mut applications = credit_applications(state, invoicing);
     let mut refused = Vec::new();
     let mut posted = Vec::new();
@@ -219,11 +215,10 @@ pub fn post_run(
         let mut payment_rest = payment.clone();
         // Named an invoice of this run: applied to it first, on its issue date.
         if let Some(named) = &payment.invoice_id
-            && let Some(invoice) = run.iter_mut().find(|r| {
-                &r.invoice_id == named
-                    && r.customer_id == payment.customer_id
-                    && r.currency == payment.currency
-            })
+            && let Some(invoice) = run
+                .of(&payment.customer_id, &payment.currency)
+                .iter_mut()
+                .find(|r| &r.invoice_id == named)
         {
             let applied_on = invoice.issue_date.max(payment.paid_on);
             let (applied, rest) = apply_cash(
@@ -239,7 +234,10 @@ pub fn post_run(
             payment_rest.amount = rest;
             payment_rest.invoice_id = None;
         }
-        match apply_payment(&payment_rest, &mut earlier)? {
+        match apply_payment(
+            &payment_rest,
+            earlier.of(&payment.customer_id, &payment.currency),
+        )? {
             Err(PaymentRejected::UnknownInvoice { .. }) => {
                 let error = PaymentRejected::UnknownInvoice {
                     payment_id: payment.payment_id.clone(),
@@ -281,12 +279,12 @@ pub fn post_run(
         }
         // Applied on the day the invoices are issued (one customer's invoices of a run
         // share an issue date).
-        let applied_on = run
-            .iter()
-            .find(|r| r.customer_id == c.customer_id && r.currency == c.currency)
+        let invoices = run.of(&c.customer_id, &c.currency);
+        let applied_on = invoices
+            .first()
             .map_or(c.issued_on, |r| r.issue_date.max(c.issued_on));
         let (applied, rest) = apply_cash(
-            &mut run,
+            invoices,
             &c.credit_id,
             SourceKind::UnappliedCash,
             &c.customer_id,
@@ -298,19 +296,19 @@ pub fn post_run(
         c.remaining = rest;
     }
 
+    let run = run.into_vec();
+    let earlier = earlier.into_vec();
     let numbered = number_invoices(
         state.next_invoice_number,
         run.iter().map(|r| (r.issue_date, r.invoice_id.as_str())),
     );
     let number_of: BTreeMap<&str, u64> = numbered.iter().copied().collect();
     let next_invoice_number = state.next_invoice_number + numbered.len() as u64;
+    let run_by_id: BTreeMap<&str, &Receivable> =
+        run.iter().map(|r| (r.invoice_id.as_str(), r)).collect();
     let mut receivables: Vec<(Receivable, u64)> = numbered
         .iter()
-        .filter_map(|(id, n)| {
-            run.iter()
-                .find(|r| r.invoice_id == *id)
-                .map(|r| (r.clone(), *n))
-        })
+        .filter_map(|(id, n)| run_by_id.get(id).map(|r| ((*r).clone(), *n)))
         .collect();
     let run_ids: BTreeSet<&str> = number_of.keys().copied().collect();
     let mut before: Vec<(Receivable, u64)> = earlier
@@ -365,6 +363,47 @@ pub fn post_run(
         next,
         unnumbered: BTreeSet::new(),
     })
+}
+
+/// Receivables grouped by (customer, currency): applying a payment looks at its
+/// customer's invoices only (a scan of every invoice per payment made posting grow with
+/// customers²), and the list comes back in its first order.
+struct ByCustomer {
+    groups: BTreeMap<(String, String), Vec<Receivable>>,
+    /// Each receivable's group and place in it, in the first order.
+    order: Vec<((String, String), usize)>,
+}
+
+impl ByCustomer {
+    fn new(receivables: impl Iterator<Item = Receivable>) -> Self {
+        let mut groups: BTreeMap<(String, String), Vec<Receivable>> = BTreeMap::new();
+        let mut order = Vec::new();
+        for r in receivables {
+            let key = (r.customer_id.clone(), r.currency.clone());
+            let group = groups.entry(key.clone()).or_default();
+            order.push((key, group.len()));
+            group.push(r);
+        }
+        Self { groups, order }
+    }
+
+    /// The customer's receivables in `currency` (none: an empty slice).
+    fn of(&mut self, customer_id: &str, currency: &str) -> &mut [Receivable] {
+        match self
+            .groups
+            .get_mut(&(customer_id.to_string(), currency.to_string()))
+        {
+            Some(group) => group,
+            None => &mut [],
+        }
+    }
+
+    fn into_vec(self) -> Vec<Receivable> {
+        self.order
+            .iter()
+            .map(|(key, i)| self.groups[key][*i].clone())
+            .collect()
+    }
 }
 
 /// `applications`, with the day their cash was paid.

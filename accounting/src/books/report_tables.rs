@@ -199,3 +199,65 @@ pub fn statement_batch(rows: &[StatementLine]) -> Result<RecordBatch> {
         ],
     )
 }
+
+/// `billrun report tax`.
+///
+/// # Errors
+/// Money that does not fit.
+pub fn tax_batch(rows: &[super::reports::TaxRow]) -> Result<RecordBatch> {
+    let rates = rows
+        .iter()
+        .map(|r| r.tax_rate.map(|v| decimal_to_i128_scaled(v, 6)).transpose())
+        .collect::<Result<Vec<Option<i128>>, _>>()?;
+    batch(
+        vec![
+            text("month"),
+            text("currency"),
+            Field::new("tax_region", DataType::Utf8, true),
+            Field::new("tax_rate", DataType::Decimal128(DECIMAL_PRECISION, 6), true),
+            Field::new("invoices", DataType::Int64, false),
+            money("taxable"),
+            money("tax"),
+        ],
+        vec![
+            strings(rows.iter().map(|r| r.month.as_str())),
+            strings(rows.iter().map(|r| r.currency.as_str())),
+            opt_strings(rows.iter().map(|r| r.tax_region.as_deref())),
+            Arc::new(Decimal128Array::from(rates).with_precision_and_scale(DECIMAL_PRECISION, 6)?),
+            count(rows.iter().map(|r| r.invoices)),
+            money_array(rows.iter().map(|r| r.taxable))?,
+            money_array(rows.iter().map(|r| r.tax))?,
+        ],
+    )
+}
+
+/// `billrun report mrr`.
+///
+/// # Errors
+/// Money that does not fit.
+pub fn mrr_batch(rows: &[super::reports::MrrRow]) -> Result<RecordBatch> {
+    batch(
+        vec![
+            text("period"),
+            text("currency"),
+            Field::new("customers", DataType::Int64, false),
+            money("mrr"),
+            money("new"),
+            money("expansion"),
+            money("contraction"),
+            money("churn"),
+            money("arr"),
+        ],
+        vec![
+            strings(rows.iter().map(|r| r.period.as_str())),
+            strings(rows.iter().map(|r| r.currency.as_str())),
+            count(rows.iter().map(|r| r.customers)),
+            money_array(rows.iter().map(|r| r.mrr))?,
+            money_array(rows.iter().map(|r| r.new))?,
+            money_array(rows.iter().map(|r| r.expansion))?,
+            money_array(rows.iter().map(|r| r.contraction))?,
+            money_array(rows.iter().map(|r| r.churn))?,
+            money_array(rows.iter().map(|r| r.arr))?,
+        ],
+    )
+}

@@ -308,3 +308,224 @@ pub fn month_days(period: BillingMonth) -> Option<(NaiveDate, NaiveDate)> {
     debug_assert_eq!(last.month(), period.month);
     Some((first, last))
 }
+
+/// A posted invoice's tax, as the tax report sums it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaxedInvoice {
+    pub issue_date: NaiveDate,
+    pub currency: String,
+    pub tax_region: Option<String>,
+    pub tax_rate: Option<Decimal>,
+    /// Its charge, minimum and discount lines (what tax is computed on).
+    pub taxable: Decimal,
+    /// Its tax line.
+    pub tax: Decimal,
+}
+
+/// One row of the tax report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaxRow {
+    /// The calendar month of the invoices' issue date (the tax point), `2026-11`.
+    pub month: String,
+    pub currency: String,
+    pub tax_region: Option<String>,
+    pub tax_rate: Option<Decimal>,
+    pub invoices: u64,
+    pub taxable: Decimal,
+    pub tax: Decimal,
+}
+
+/// Tax by issue month, currency, region and rate (customers without a region together,
+/// at no rate), in that order.
+///
+/// # Errors
+/// Overflow.
+pub fn tax_by_region(invoices: &[TaxedInvoice]) -> Result<Vec<TaxRow>> {
+    type Key = (String, String, Option<String>, Option<Decimal>);
+    let mut rows: BTreeMap<Key, TaxRow> = BTreeMap::new();
+    for i in invoices {
+        let month = format!("{:04}-{:02}", i.issue_date.year(), i.issue_date.month());
+        let key = (
+            month.clone(),
+            i.currency.clone(),
+            i.tax_region.clone(),
+            i.tax_rate,
+        );
+        let row = rows.entry(key).or_insert_with(|| TaxRow {
+            month,
+            currency: i.currency.clone(),
+            tax_region: i.tax_region.clone(),
+            tax_rate: i.tax_rate,
+            invoices: 0,
+            taxable: Decimal::ZERO,
+            tax: Decimal::ZERO,
+        });
+        row.invoices += 1;
+        row.taxable = checked::add(row.taxable, i.taxable, "taxable amount")?;
+        row.tax = checked::add(row.tax, i.tax, "tax")?;
+    }
+    Ok(rows.into_values().collect())
+}
+
+/// A period's recurring charge to a customer (Σ its invoice's `recurring` lines).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecurringCharge {
+    pub period: String,
+    pub customer_id: String,
+    pub currency: String,
+    pub amount: Decimal,
+}
+
+/// One row of the MRR report: a period and currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MrrRow {
+    pub period: String,
+    pub currency: String,
+    /// Customers with recurring revenue in the period.
+    pub customers: u64,
+    /// Σ recurring charges of the period.
+    pub mrr: Decimal,
+    /// From customers with none the period before.
+    pub new: Decimal,
+    /// Increases of customers who had some.
+    pub expansion: Decimal,
+    /// Decreases of customers who still have some (positive).
+    pub contraction: Decimal,
+    /// What customers with none any more had (positive).
+    pub churn: Decimal,
+    /// mrr × 12.
+    pub arr: Decimal,
+}
+
+/// Monthly recurring revenue per posted period (`periods`, in posting order) and
+/// currency, with its movements against the period before: mrr = the previous mrr +
+/// new + expansion − contraction − churn.
+///
+/// # Errors
+/// Overflow.
+pub fn mrr_movements(charges: &[RecurringCharge], periods: &[String]) -> Result<Vec<MrrRow>> {
+    // period → currency → customer → amount.
+    type ByCustomer<'a> = BTreeMap<&'a str, Decimal>;
+    let mut by: BTreeMap<&str, BTreeMap<&str, ByCustomer<'_>>> = BTreeMap::new();
+    for c in charges {
+        let amount = by
+            .entry(c.period.as_str())
+            .or_default()
+            .entry(c.currency.as_str())
+            .or_default()
+            .entry(c.customer_id.as_str())
+            .or_default();
+        *amount = checked::add(*amount, c.amount, "recurring revenue")?;
+    }
+    let empty = BTreeMap::new();
+    let mut rows = Vec::new();
+    let mut previous: &BTreeMap<&str, ByCustomer<'_>> = &empty;
+    for period in periods {
+        let now = by.get(period.as_str()).unwrap_or(&empty);
+        let currencies: BTreeSet<&str> = now.keys().chain(previous.keys()).copied().collect();
+        for currency in currencies {
+            let before = previous.get(currency);
+            let after = now.get(currency);
+            let customers: BTreeSet<&str> = before
+                .into_iter()
+                .chain(after)
+                .flat_map(|m| m.keys().copied())
+                .collect();
+            let mut row = MrrRow {
+                period: period.clone(),
+                currency: currency.to_string(),
+                customers: 0,
+                mrr: Decimal::ZERO,
+                new: Decimal::ZERO,
+                expansion: Decimal::ZERO,
+                contraction: Decimal::ZERO,
+                churn: Decimal::ZERO,
+                arr: Decimal::ZERO,
+            };
+            for customer in customers {
+                let was = before
+                    .and_then(|m| m.get(customer))
+                    .copied()
+                    .unwrap_or_default();
+                let is = after
+                    .and_then(|m| m.get(customer))
+                    .copied()
+                    .unwrap_or_default();
+                let change = checked::sub(is, was, "mrr movement")?;
+                let add = |sum: Decimal, v: Decimal| checked::add(sum, v, "mrr movement");
+                if is > Decimal::ZERO {
+                    row.customers += 1;
+                    row.mrr = add(row.mrr, is)?;
+                }
+                match (was > Decimal::ZERO, is > Decimal::ZERO) {
+                    (false, true) => row.new = add(row.new, is)?,
+                    (true, false) => row.churn = add(row.churn, was)?,
+                    (true, true) if change > Decimal::ZERO => {
+                        row.expansion = add(row.expansion, change)?;
+                    }
+                    (true, true) => row.contraction = add(row.contraction, -change)?,
+                    (false, false) => {}
+                }
+            }
+            row.arr = checked::mul(row.mrr, Decimal::from(12), "arr")?;
+            rows.push(row);
+        }
+        previous = now;
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn charge(period: &str, customer: &str, amount: &str) -> RecurringCharge {
+        RecurringCharge {
+            period: period.into(),
+            customer_id: customer.into(),
+            currency: "EUR".into(),
+            amount: amount.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn mrr_moves_by_new_expansion_contraction_and_churn() {
+        // X 100 → 120 (expansion 20), Y 50 → 20 (contraction 30), Z 30 → gone (churn
+        // 30), W new at 40: 180 + 40 + 20 − 30 − 30 = 180.
+        let charges = [
+            charge("2026-10", "X", "100"),
+            charge("2026-10", "Y", "50"),
+            charge("2026-10", "Z", "30"),
+            charge("2026-11", "X", "120"),
+            charge("2026-11", "Y", "20"),
+            charge("2026-11", "W", "40"),
+        ];
+        let rows = mrr_movements(&charges, &["2026-10".into(), "2026-11".into()]).unwrap();
+        let shown: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} mrr {} new {} exp {} con {} churn {} arr {}",
+                    r.period, r.customers, r.mrr, r.new, r.expansion, r.contraction, r.churn, r.arr
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "2026-10 3 mrr 180 new 180 exp 0 con 0 churn 0 arr 2160",
+                "2026-11 3 mrr 180 new 40 exp 20 con 30 churn 30 arr 2160",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_period_with_no_recurring_revenue_shows_the_churn() {
+        let charges = [charge("2026-10", "X", "100")];
+        let rows = mrr_movements(&charges, &["2026-10".into(), "2026-11".into()]).unwrap();
+        assert_eq!(
+            (rows[1].mrr, rows[1].churn, rows[1].customers),
+            (Decimal::ZERO, "100".parse().unwrap(), 0)
+        );
+    }
+}

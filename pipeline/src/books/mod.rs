@@ -89,6 +89,12 @@ pub struct PostedInvoice {
     pub invoice_number: u64,
     pub period: String,
     pub corrects_invoice_id: Option<String>,
+    /// The customer's tax region when it was posted, and the rate its tax was computed
+    /// at (none without a region).
+    #[serde(default)]
+    pub tax_region: Option<String>,
+    #[serde(default, with = "rust_decimal::serde::str_option")]
+    pub tax_rate: Option<rust_decimal::Decimal>,
 }
 
 /// Rated usage of one (subscription, product) in one period, as a posting billed it:

@@ -4,11 +4,12 @@
 
 use arrow::array::RecordBatch;
 use billrun_accounting::books::{
-    PostedPeriod, Receivable, RegisteredInvoice, days_sales_outstanding, dso_batch,
-    invoice_accuracy, invoice_accuracy_batch, invoice_register_batch, receivables_on,
-    statement_batch, statements,
+    PostedPeriod, Receivable, RecurringCharge, RegisteredInvoice, TaxedInvoice,
+    days_sales_outstanding, dso_batch, invoice_accuracy, invoice_accuracy_batch,
+    invoice_register_batch, mrr_batch, mrr_movements, receivables_on, statement_batch, statements,
+    tax_batch, tax_by_region,
 };
-use billrun_engine::BillingMonth;
+use billrun_engine::{BillingMonth, checked};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
@@ -27,6 +28,10 @@ pub enum BooksReport {
     /// Per customer and currency: opening balance, invoices, corrections, payments,
     /// closing balance.
     Statement,
+    /// Tax by issue month, currency, region and rate.
+    Tax,
+    /// Monthly recurring revenue per period and currency, with its movements.
+    Mrr,
 }
 
 /// What a report is asked for.
@@ -87,6 +92,63 @@ pub async fn books_report(
                 });
             }
             Ok(dso_batch(&days_sales_outstanding(&periods)?)?)
+        }
+        BooksReport::Tax => {
+            let posted = books.posted_invoices(&commits).await?;
+            let lines = books.lines(&commits).await?;
+            let mut by_invoice: std::collections::BTreeMap<&str, (Decimal, Decimal)> =
+                std::collections::BTreeMap::new();
+            for l in &lines {
+                let (taxable, tax) = by_invoice.entry(l.invoice_id.as_str()).or_default();
+                match l.kind.as_str() {
+                    "tax" => *tax = checked::add(*tax, l.amount, "tax")?,
+                    "credit" => {}
+                    _ => *taxable = checked::add(*taxable, l.amount, "taxable amount")?,
+                }
+            }
+            let taxed: Vec<TaxedInvoice> = posted
+                .iter()
+                .map(|p| {
+                    let (taxable, tax) = by_invoice
+                        .get(p.receivable.invoice_id.as_str())
+                        .copied()
+                        .unwrap_or_default();
+                    TaxedInvoice {
+                        issue_date: p.receivable.issue_date,
+                        currency: p.receivable.currency.clone(),
+                        tax_region: p.tax_region.clone(),
+                        tax_rate: p.tax_rate,
+                        taxable,
+                        tax,
+                    }
+                })
+                .collect();
+            Ok(tax_batch(&tax_by_region(&taxed)?)?)
+        }
+        BooksReport::Mrr => {
+            let posted = books.posted_invoices(&commits).await?;
+            let lines = books.lines(&commits).await?;
+            // A period's own invoices (corrections change usage, not recurring fees).
+            let originals: std::collections::BTreeMap<&str, &super::PostedInvoice> = posted
+                .iter()
+                .filter(|p| p.corrects_invoice_id.is_none())
+                .map(|p| (p.receivable.invoice_id.as_str(), p))
+                .collect();
+            let charges: Vec<RecurringCharge> = lines
+                .iter()
+                .filter(|l| l.kind == "recurring")
+                .filter_map(|l| {
+                    let p = originals.get(l.invoice_id.as_str())?;
+                    Some(RecurringCharge {
+                        period: p.period.clone(),
+                        customer_id: p.receivable.customer_id.clone(),
+                        currency: p.receivable.currency.clone(),
+                        amount: l.amount,
+                    })
+                })
+                .collect();
+            let periods: Vec<String> = commits.iter().map(|c| c.period.clone()).collect();
+            Ok(mrr_batch(&mrr_movements(&charges, &periods)?)?)
         }
         BooksReport::Statement => {
             let from = match options.from {

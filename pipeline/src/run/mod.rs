@@ -406,22 +406,38 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
                 })
             })
             .collect();
+        // Indexed once: a search per invoice made posting grow with invoices².
+        let receivable_by_id: BTreeMap<&str, &billrun_accounting::books::Receivable> = p
+            .receivables
+            .iter()
+            .map(|(r, _)| (r.invoice_id.as_str(), r))
+            .collect();
         let files = crate::books::PostingFiles {
             invoices: invoicing
                 .invoices
                 .iter()
-                .map(|i| crate::books::PostedInvoice {
-                    receivable: p
-                        .receivables
-                        .iter()
-                        .find(|(r, _)| r.invoice_id == i.invoice_id)
-                        .map_or_else(
+                .map(|i| {
+                    // The rate the invoice was taxed at: a correction's is the one in
+                    // force on its original's issue date, which is its window's end.
+                    let tax_region = master
+                        .catalog
+                        .customers
+                        .get(&i.customer_id)
+                        .and_then(|c| c.tax_region.clone());
+                    let tax_rate = tax_region
+                        .as_deref()
+                        .and_then(|r| master.catalog.tax_rate(r, i.window.end));
+                    crate::books::PostedInvoice {
+                        receivable: receivable_by_id.get(i.invoice_id.as_str()).map_or_else(
                             || billrun_accounting::books::receivable_of(i),
-                            |(r, _)| r.clone(),
+                            |r| (*r).clone(),
                         ),
-                    invoice_number: i.invoice_number.unwrap_or_default(),
-                    period: options.period.to_string(),
-                    corrects_invoice_id: i.corrects_invoice_id.clone(),
+                        invoice_number: i.invoice_number.unwrap_or_default(),
+                        period: options.period.to_string(),
+                        corrects_invoice_id: i.corrects_invoice_id.clone(),
+                        tax_region,
+                        tax_rate,
+                    }
                 })
                 .collect(),
             applications: p.applications,
