@@ -75,6 +75,17 @@ fn expected(period: &str, name: &str) -> Vec<Vec<String>> {
 }
 
 /// Posts the three periods into fresh books; returns (temp dir, outputs by period).
+/// October posted into `dir/books` from `dir/data` (its output in `dir/out-2026-10`):
+/// the books and the dataset.
+fn october_posted(dir: &Path) -> (PathBuf, PathBuf) {
+    let books = dir.join("books");
+    let data = dir.join("data");
+    dataset_for(&data, "2026-10");
+    let out = dir.join("out-2026-10");
+    succeeded(&run(&data, &out, "2026-10", books.to_str().unwrap(), &[]));
+    (books, data)
+}
+
 fn three_periods(books: &str, dir: &Path) -> Vec<PathBuf> {
     let data = dir.join("data");
     PERIODS
@@ -499,11 +510,8 @@ fn a_preview_posts_nothing_and_leaves_new_invoices_unnumbered() {
 #[test]
 fn late_usage_is_priced_with_the_master_data_of_its_posted_run() {
     let dir = tempfile::tempdir().unwrap();
-    let books = dir.path().join("books");
+    let (books, data) = october_posted(dir.path());
     let b = books.to_str().unwrap();
-    let data = dir.path().join("data");
-    dataset_for(&data, "2026-10");
-    succeeded(&run(&data, &dir.path().join("out-10"), "2026-10", b, &[]));
     dataset_for(&data, "2026-11");
     let plans = data.join("price_plans/price_plans.csv");
     let text = std::fs::read_to_string(&plans).unwrap();
@@ -555,11 +563,8 @@ fn late_usage_is_priced_with_the_master_data_of_its_posted_run() {
 #[test]
 fn a_killed_posting_leaves_nothing_the_next_run_sees() {
     let dir = tempfile::tempdir().unwrap();
-    let books = dir.path().join("books");
+    let (books, data) = october_posted(dir.path());
     let b = books.to_str().unwrap();
-    let data = dir.path().join("data");
-    dataset_for(&data, "2026-10");
-    succeeded(&run(&data, &dir.path().join("oct"), "2026-10", b, &[]));
     // A posting of November killed after its files and before its commit.
     let orphan = books.join("v0000000002-deadbeefdeadbeef");
     std::fs::create_dir_all(&orphan).unwrap();

@@ -11,9 +11,12 @@ use billrun_schemas::{DECIMAL_PRECISION, money_type};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
+use super::receivables::Receivable;
 use super::reports::{AccuracyRow, DsoRow, RegisteredInvoice, StatementLine};
+use super::tables::receivable_columns;
 use crate::columns::{date_array, money_array, opt_strings, strings};
 use crate::error::Result;
+use billrun_schemas::outputs::OutputTable;
 
 fn text(name: &str) -> Field {
     Field::new(name, DataType::Utf8, false)
@@ -60,49 +63,26 @@ fn batch(fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
 /// # Errors
 /// Overflow; money that does not fit.
 pub fn invoice_register_batch(rows: &[RegisteredInvoice], on: NaiveDate) -> Result<RecordBatch> {
-    let r = || rows.iter().map(|i| &i.receivable);
-    let mut open = Vec::with_capacity(rows.len());
-    let mut status = Vec::with_capacity(rows.len());
-    let mut days = Vec::with_capacity(rows.len());
-    for x in r() {
-        open.push(x.open()?);
-        status.push(x.status()?.as_str());
-        days.push(i32::try_from(x.days_past_due(on)?).unwrap_or(i32::MAX));
-    }
-    batch(
-        vec![
-            Field::new("invoice_number", DataType::Int64, false),
-            text("invoice_id"),
-            text("posted_in"),
-            text("customer_id"),
-            text("currency"),
-            date("issue_date"),
-            date("due_date"),
-            money("total"),
-            money("paid"),
-            money("credited"),
-            money("open"),
-            text("status"),
-            Field::new("days_past_due", DataType::Int32, false),
-            Field::new("corrects_invoice_id", DataType::Utf8, true),
-        ],
-        vec![
-            count(rows.iter().map(|i| i.invoice_number)),
-            strings(r().map(|x| x.invoice_id.as_str())),
-            strings(rows.iter().map(|i| i.posted_in.as_str())),
-            strings(r().map(|x| x.customer_id.as_str())),
-            strings(r().map(|x| x.currency.as_str())),
-            date_array(r().map(|x| x.issue_date)),
-            date_array(r().map(|x| x.due_date)),
-            money_array(r().map(|x| x.total))?,
-            money_array(r().map(|x| x.paid))?,
-            money_array(r().map(|x| x.credited))?,
-            money_array(open.into_iter())?,
-            strings(status.into_iter()),
-            Arc::new(Int32Array::from(days)),
-            opt_strings(rows.iter().map(|i| i.corrects_invoice_id.as_deref())),
-        ],
-    )
+    let receivables: Vec<&Receivable> = rows.iter().map(|i| &i.receivable).collect();
+    // invoice_id, customer_id, currency, issue_date, due_date, total, paid, credited,
+    // open, status, days_past_due, as in `receivables`.
+    let mut columns = receivable_columns(&receivables, on)?;
+    columns.insert(0, count(rows.iter().map(|i| i.invoice_number)));
+    columns.insert(2, strings(rows.iter().map(|i| i.posted_in.as_str())));
+    columns.push(opt_strings(
+        rows.iter().map(|i| i.corrects_invoice_id.as_deref()),
+    ));
+    let receivables_schema = OutputTable::Receivables.schema();
+    let mut fields: Vec<Field> = receivables_schema
+        .fields()
+        .iter()
+        .filter(|f| f.name() != "invoice_number")
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.insert(0, Field::new("invoice_number", DataType::Int64, false));
+    fields.insert(2, text("posted_in"));
+    fields.push(Field::new("corrects_invoice_id", DataType::Utf8, true));
+    batch(fields, columns)
 }
 
 /// `billrun report invoice-accuracy`.

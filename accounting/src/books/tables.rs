@@ -24,7 +24,27 @@ pub fn receivables_batch(
     rows: &[(Receivable, Option<u64>)],
     as_of: NaiveDate,
 ) -> Result<RecordBatch> {
-    let r = || rows.iter().map(|(r, _)| r);
+    let numbers: Int64Array = rows
+        .iter()
+        .map(|(_, n)| n.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
+        .collect();
+    let receivables: Vec<&Receivable> = rows.iter().map(|(r, _)| r).collect();
+    let mut columns = receivable_columns(&receivables, as_of)?;
+    columns.insert(1, Arc::new(numbers));
+    Ok(RecordBatch::try_new(
+        OutputTable::Receivables.schema(),
+        columns,
+    )?)
+}
+
+/// The columns of `receivables` but invoice_number, as of `as_of`: invoice_id,
+/// customer_id, currency, issue_date, due_date, total, paid, credited, open, status,
+/// days_past_due.
+///
+/// # Errors
+/// Overflow; money that does not fit.
+pub(super) fn receivable_columns(rows: &[&Receivable], as_of: NaiveDate) -> Result<Vec<ArrayRef>> {
+    let r = || rows.iter().copied();
     let mut open = Vec::with_capacity(rows.len());
     let mut status = Vec::with_capacity(rows.len());
     let mut days = Vec::with_capacity(rows.len());
@@ -33,13 +53,8 @@ pub fn receivables_batch(
         status.push(receivable.status()?.as_str());
         days.push(i32::try_from(receivable.days_past_due(as_of)?).unwrap_or(i32::MAX));
     }
-    let numbers: Int64Array = rows
-        .iter()
-        .map(|(_, n)| n.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
-        .collect();
-    let columns: Vec<ArrayRef> = vec![
+    Ok(vec![
         strings(r().map(|x| x.invoice_id.as_str())),
-        Arc::new(numbers),
         strings(r().map(|x| x.customer_id.as_str())),
         strings(r().map(|x| x.currency.as_str())),
         date_array(r().map(|x| x.issue_date)),
@@ -50,11 +65,7 @@ pub fn receivables_batch(
         money_array(open.into_iter())?,
         strings(status.into_iter()),
         Arc::new(Int32Array::from(days)),
-    ];
-    Ok(RecordBatch::try_new(
-        OutputTable::Receivables.schema(),
-        columns,
-    )?)
+    ])
 }
 
 /// `ar_aging`.
