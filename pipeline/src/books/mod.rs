@@ -283,12 +283,19 @@ impl Books {
     /// # Errors
     /// A damaged file.
     pub async fn posted_invoices(&self, commits: &[Commit]) -> Result<Vec<PostedInvoice>> {
+        self.read_each(commits, "invoices.json").await
+    }
+
+    /// The JSON list `name` of every posting of `commits`, concatenated in posting order.
+    async fn read_each<T: DeserializeOwned>(
+        &self,
+        commits: &[Commit],
+        name: &str,
+    ) -> Result<Vec<T>> {
         let mut all = Vec::new();
         for c in commits {
-            let invoices: Vec<PostedInvoice> = self
-                .read_json(&format!("{}/invoices.json", c.files))
-                .await?;
-            all.extend(invoices);
+            let part: Vec<T> = self.read_json(&format!("{}/{name}", c.files)).await?;
+            all.extend(part);
         }
         Ok(all)
     }
@@ -298,14 +305,7 @@ impl Books {
     /// # Errors
     /// A damaged file.
     pub async fn usage_totals(&self, commits: &[Commit]) -> Result<Vec<PostedUsageTotal>> {
-        let mut all = Vec::new();
-        for c in commits {
-            let totals: Vec<PostedUsageTotal> = self
-                .read_json(&format!("{}/usage_totals.json", c.files))
-                .await?;
-            all.extend(totals);
-        }
-        Ok(all)
+        self.read_each(commits, "usage_totals.json").await
     }
 
     /// Every invoice line posted by `commits`, in posting order.
@@ -313,12 +313,7 @@ impl Books {
     /// # Errors
     /// A damaged file.
     pub async fn lines(&self, commits: &[Commit]) -> Result<Vec<PostedLine>> {
-        let mut all = Vec::new();
-        for c in commits {
-            let lines: Vec<PostedLine> = self.read_json(&format!("{}/lines.json", c.files)).await?;
-            all.extend(lines);
-        }
-        Ok(all)
+        self.read_each(commits, "lines.json").await
     }
 
     /// Keeps a master-data file the posting run read, by its content's SHA-256
@@ -368,14 +363,7 @@ impl Books {
     /// # Errors
     /// A damaged file.
     pub async fn applications(&self, commits: &[Commit]) -> Result<Vec<Application>> {
-        let mut all = Vec::new();
-        for c in commits {
-            let applications: Vec<Application> = self
-                .read_json(&format!("{}/applications.json", c.files))
-                .await?;
-            all.extend(applications);
-        }
-        Ok(all)
+        self.read_each(commits, "applications.json").await
     }
 
     /// The books' journal: every posting's `journal.ledger`, in order.
