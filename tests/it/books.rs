@@ -386,13 +386,15 @@ fn three_periods_carry_payments_credit_and_receivables_exactly() {
         ]
         .map(|k| u[k].as_u64().unwrap())
     };
-    assert_eq!(usage(&outs[0]), [4, 4, 0, 0, 0, 0, 0]);
+    // U1 (A has no API subscription) is unrated in October and stays open.
+    assert_eq!(usage(&outs[0]), [5, 4, 1, 0, 0, 0, 0]);
     // E3, G4, V3 and the late E9, G2 and V2 rated, E2 a duplicate across runs;
-    // October's four rows settled.
-    assert_eq!(usage(&outs[1]), [11, 6, 0, 1, 1, 0, 4]);
+    // October's four billed rows settled, U1 unrated again.
+    assert_eq!(usage(&outs[1]), [12, 6, 1, 1, 1, 0, 4]);
     assert_eq!(manifest(&outs[1])["usage"]["late"], 3);
-    // Every row of the October and November files is settled, the late ones as billed.
-    assert_eq!(usage(&outs[2]), [15, 4, 0, 0, 0, 0, 11]);
+    // Every other row of the October and November files is settled, the late ones as
+    // billed.
+    assert_eq!(usage(&outs[2]), [16, 4, 1, 0, 0, 0, 11]);
     assert_eq!(manifest(&outs[2])["usage"]["late"], 1);
     assert_eq!(
         rows(
@@ -413,7 +415,14 @@ fn three_periods_carry_payments_credit_and_receivables_exactly() {
         ),
         [["payments/2026-12.csv", "2", "payment_id"]]
     );
-    assert_eq!(rows(&outs[2], "SELECT count(*) FROM unrated"), [["0"]]);
+    // U1 is tried again by every run and unrated for the same reason: October's master
+    // data, which prices it, does not change.
+    for out in &outs {
+        assert_eq!(
+            rows(out, "SELECT event_id, code FROM unrated"),
+            [["U1", "no_active_subscription"]]
+        );
+    }
 }
 
 #[test]

@@ -47,6 +47,20 @@ pub struct SettledFile {
     pub rows: u64,
     /// The row numbers not settled yet, ascending.
     pub open_rows: Vec<u64>,
+    /// Of the open rows, those a posting left unrated in a posted period: the period
+    /// and why. The period's master data is the posted run's and does not change, so a
+    /// later run gives them the same answer without pricing them again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tried: BTreeMap<u64, TriedRow>,
+}
+
+/// An open row a posting left unrated in a posted period.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TriedRow {
+    /// The billing period it falls in (`2026-10`).
+    pub period: String,
+    /// The unrated reason code.
+    pub code: String,
 }
 
 impl BooksState {

@@ -465,6 +465,7 @@ mod tests {
                 billrun_accounting::books::SettledFile {
                     rows: 7,
                     open_rows: vec![2, 4, 5, 7],
+                    tried: Default::default(),
                 },
             )]
             .into(),

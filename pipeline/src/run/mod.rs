@@ -159,14 +159,15 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
     let mut rated = rating.rate(&inputs, &master, &deduped).await?;
     let posted_usage = match (&books, books.as_ref().and_then(BooksRun::posted_periods)) {
         (Some(b), Some(range)) => {
+            let tried = tried_rows_of(&b.base.usage_files, &inputs);
             posted_usage::sort_posted_period_usage(
-                &b.books,
-                &b.history,
+                b,
                 &rated.posted_periods,
                 range,
                 &master.catalog,
                 &inputs.file_names,
                 &rated.unrated_schema,
+                &tried,
             )
             .await?
         }
@@ -186,6 +187,15 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         None => late::LateBilling::default(),
     };
     rated.unrated_raw.extend(late.unrated.iter().cloned());
+    rated
+        .unrated_raw
+        .extend(posted_usage.unrated_again.iter().cloned());
+    // Where each unrated row falls, for the books: a later run answers it again.
+    let tried = books
+        .as_ref()
+        .map(|_| tried_in_periods(&rated.unrated_raw, &master.catalog))
+        .transpose()?
+        .unwrap_or_default();
     let unrated = rating::unrated_usage(std::mem::take(&mut rated.unrated_raw))?;
     clock.lap("rate");
 
@@ -356,6 +366,7 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
                 posted_usage.open.as_slice(),
                 late.open.as_slice(),
             ],
+            &tried,
         );
         let rated_usage = std::fs::read(
             staging
@@ -468,6 +479,7 @@ fn usage_files_after(
     before: &BTreeMap<String, billrun_accounting::books::SettledFile>,
     inputs: &Inputs,
     open: [&[(u32, u64)]; 3],
+    tried: &BTreeMap<u32, BTreeMap<u64, billrun_accounting::books::TriedRow>>,
 ) -> BTreeMap<String, billrun_accounting::books::SettledFile> {
     let mut open_by_file: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
     for (file, row) in open.into_iter().flatten() {
@@ -482,15 +494,82 @@ fn usage_files_after(
         let mut rows = open_by_file.remove(&(index as u32)).unwrap_or_default();
         rows.sort_unstable();
         rows.dedup();
+        let tried_here = tried
+            .get(&(index as u32))
+            .map(|t| {
+                t.iter()
+                    .filter(|(row, _)| rows.binary_search(row).is_ok())
+                    .map(|(row, t)| (*row, t.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
         after.insert(
             file.sha256.clone(),
             billrun_accounting::books::SettledFile {
                 rows: file.rows,
                 open_rows: rows,
+                tried: tried_here,
             },
         );
     }
     after
+}
+
+/// Per file index of this run's usage files, the rows the books say a posting left
+/// unrated in a posted period.
+fn tried_rows_of<'a>(
+    usage_files: &'a BTreeMap<String, billrun_accounting::books::SettledFile>,
+    inputs: &Inputs,
+) -> posted_usage::TriedRows<'a> {
+    let mut tried = BTreeMap::new();
+    for file in &inputs.usage().files {
+        let Some(known) = usage_files
+            .get(&file.sha256)
+            .filter(|k| !k.tried.is_empty())
+        else {
+            continue;
+        };
+        if let Some(index) = inputs.file_names.iter().position(|n| *n == file.file) {
+            tried.insert(index as u32, &known.tried);
+        }
+    }
+    tried
+}
+
+/// The period and reason of every unrated row (`unrated_raw`, the scan's unrated
+/// columns), by file index and row number.
+fn tried_in_periods(
+    unrated_raw: &[RecordBatch],
+    catalog: &Catalog,
+) -> Result<BTreeMap<u32, BTreeMap<u64, billrun_accounting::books::TriedRow>>> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{TimestampMicrosecondType, UInt32Type, UInt64Type};
+    let mut tried: BTreeMap<u32, BTreeMap<u64, billrun_accounting::books::TriedRow>> =
+        BTreeMap::new();
+    for batch in unrated_raw {
+        let customers = batch.column(1).as_string::<i32>();
+        let ts = batch.column(3).as_primitive::<TimestampMicrosecondType>();
+        let codes = batch.column(5).as_string::<i32>();
+        let files = batch.column(6).as_primitive::<UInt32Type>();
+        let rows = batch.column(7).as_primitive::<UInt64Type>();
+        for i in 0..batch.num_rows() {
+            let billing_day = catalog
+                .customers
+                .get(customers.value(i))
+                .map_or(1, |c| c.billing_day);
+            let day = chrono::DateTime::from_timestamp_micros(ts.value(i))
+                .map(|t| t.date_naive())
+                .ok_or_else(|| PipelineError::Internal("event time out of range".into()))?;
+            tried.entry(files.value(i)).or_default().insert(
+                rows.value(i),
+                billrun_accounting::books::TriedRow {
+                    period: posted_usage::period_of(day, billing_day).to_string(),
+                    code: codes.value(i).to_string(),
+                },
+            );
+        }
+    }
+    Ok(tried)
 }
 
 /// With the books: the run's invoices posted on top of the books' state, numbered

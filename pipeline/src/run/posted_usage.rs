@@ -43,7 +43,15 @@ pub(super) struct PostedPeriodUsage {
     pub open: Vec<(u32, u64)>,
     /// Events before the first posted period: outside the period, as without books.
     pub outside: u64,
+    /// Rows a posting already left unrated in their posted period, unrated again with
+    /// the same reason (the period's master data is the posted run's, unchanged), in
+    /// the scan's unrated columns; they stay open.
+    pub unrated_again: Vec<RecordBatch>,
 }
+
+/// Per file index, the open rows a posting left unrated in a posted period.
+pub(super) type TriedRows<'a> =
+    BTreeMap<u32, &'a BTreeMap<u64, billrun_accounting::books::TriedRow>>;
 
 /// The billing period whose window (`billing_day` d: [month-d, next month-d)) holds
 /// `day`.
@@ -74,13 +82,13 @@ pub(super) fn period_of(day: NaiveDate, billing_day: u32) -> BillingMonth {
 /// # Errors
 /// Damaged books; malformed batches.
 pub(super) async fn sort_posted_period_usage(
-    books: &Books,
-    commits: &[Commit],
+    run: &super::posting::BooksRun,
     batches: &[RecordBatch],
     posted: (BillingMonth, BillingMonth),
     catalog: &Catalog,
     file_names: &[String],
     unrated_schema: &arrow::datatypes::SchemaRef,
+    tried: &TriedRows<'_>,
 ) -> Result<PostedPeriodUsage> {
     let mut out = PostedPeriodUsage::default();
     if batches.iter().all(|b| b.num_rows() == 0) {
@@ -89,26 +97,38 @@ pub(super) async fn sort_posted_period_usage(
     // The ids to look up, and the posted periods they may have been billed in: only
     // those periods' events are read back, so a run's cost does not grow with the
     // books' history.
+    // A row a posting left unrated in its period was not billed there (a billed event
+    // with its id would have made it a duplicate then), and its answer does not change.
+    let tried_in = |file: u32, row: u64, period: BillingMonth| -> Option<&str> {
+        let t = tried.get(&file)?.get(&row)?;
+        (t.period == period.to_string()).then_some(t.code.as_str())
+    };
+    let period_at = |customer: &str, micros: i64| -> Result<BillingMonth> {
+        let billing_day = catalog.customers.get(customer).map_or(1, |c| c.billing_day);
+        DateTime::from_timestamp_micros(micros)
+            .map(|t| period_of(t.date_naive(), billing_day))
+            .ok_or_else(|| PipelineError::Internal("event time out of range".into()))
+    };
     let mut wanted: BTreeSet<String> = BTreeSet::new();
     let mut periods: BTreeSet<String> = BTreeSet::new();
     for b in batches {
         let ids = b.column(0).as_string::<i32>();
         let customers = b.column(1).as_string::<i32>();
         let ts = b.column(3).as_primitive::<TimestampMicrosecondType>();
+        let files = b.column(5).as_primitive::<UInt32Type>();
+        let rows = b.column(6).as_primitive::<UInt64Type>();
         for i in 0..b.num_rows() {
-            let billing_day = catalog
-                .customers
-                .get(customers.value(i))
-                .map_or(1, |c| c.billing_day);
-            let period = DateTime::from_timestamp_micros(ts.value(i))
-                .map(|t| period_of(t.date_naive(), billing_day));
-            if let Some(period) = period.filter(|p| *p >= posted.0 && *p <= posted.1) {
+            let period = period_at(customers.value(i), ts.value(i))?;
+            if period >= posted.0
+                && period <= posted.1
+                && tried_in(files.value(i), rows.value(i), period).is_none()
+            {
                 wanted.insert(ids.value(i).to_string());
                 periods.insert(period.to_string());
             }
         }
     }
-    let billed = billed_events(books, commits, &wanted, &periods).await?;
+    let billed = billed_events(&run.books, &run.history, &wanted, &periods).await?;
     let code = UnratedReason::LateForPostedPeriod.code();
     for batch in batches {
         let ids = batch.column(0).as_string::<i32>();
@@ -122,15 +142,17 @@ pub(super) async fn sort_posted_period_usage(
         let rows = batch.column(6).as_primitive::<UInt64Type>();
         let render = RowRenderer::new(batch);
         let mut late: Vec<u32> = Vec::new();
+        let mut again: Vec<(u32, &str)> = Vec::new();
         for i in 0..batch.num_rows() {
             let customer = customers.value(i);
-            let billing_day = catalog.customers.get(customer).map_or(1, |c| c.billing_day);
-            let day = DateTime::from_timestamp_micros(ts.value(i))
-                .map(|t| t.date_naive())
-                .ok_or_else(|| PipelineError::Internal("event time out of range".into()))?;
-            let period = period_of(day, billing_day);
+            let period = period_at(customer, ts.value(i))?;
             if period < posted.0 || period > posted.1 {
                 out.outside += 1;
+                out.open.push((files.value(i), rows.value(i)));
+                continue;
+            }
+            if let Some(code) = tried_in(files.value(i), rows.value(i), period) {
+                again.push((i as u32, code));
                 out.open.push((files.value(i), rows.value(i)));
                 continue;
             }
@@ -184,6 +206,20 @@ pub(super) async fn sort_posted_period_usage(
                 // Late: billed as a correction, or left open if it cannot be priced.
                 None => late.push(i as u32),
             }
+        }
+        if !again.is_empty() {
+            let (indices, codes): (Vec<u32>, Vec<&str>) = again.into_iter().unzip();
+            let indices = arrow::array::UInt32Array::from(indices);
+            let mut columns = Vec::with_capacity(8);
+            for c in 0..5 {
+                columns.push(arrow::compute::take(batch.column(c), &indices, None)?);
+            }
+            columns.push(Arc::new(StringArray::from(codes)) as _);
+            for c in 5..7 {
+                columns.push(arrow::compute::take(batch.column(c), &indices, None)?);
+            }
+            out.unrated_again
+                .push(RecordBatch::try_new(Arc::clone(unrated_schema), columns)?);
         }
         if !late.is_empty() {
             let indices = arrow::array::UInt32Array::from(late);
