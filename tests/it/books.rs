@@ -408,12 +408,38 @@ fn three_periods_carry_payments_credit_and_receivables_exactly() {
             "event_id `E2` was billed in period 2026-10 on invoice INV-202610-B-USD (a retry: same values)",
         ]]
     );
+    // November's payments file is settled (its three payments posted) and not read
+    // again; December's PAY-2 is refused against the posted one.
     assert_eq!(
         rows(
             &outs[2],
-            "SELECT source_file, row_number, \"column\" FROM rejects"
+            "SELECT source_file, row_number, \"column\", reason FROM rejects"
         ),
-        [["payments/2026-12.csv", "2", "payment_id"]]
+        [[
+            "payments/2026-12.csv",
+            "2",
+            "payment_id",
+            "payment_id `PAY-2` is already posted with other amount: a payment id is posted once; send a new id for a new payment",
+        ]]
+    );
+    let settled_payments: Vec<(String, u64)> = manifest(&outs[2])["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["table"] == "payments")
+        .map(|i| {
+            (
+                i["file"].as_str().unwrap().to_string(),
+                i["rows_settled"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        settled_payments,
+        [
+            ("payments/2026-11.csv".to_string(), 3),
+            ("payments/2026-12.csv".to_string(), 0)
+        ]
     );
     // U1 is tried again by every run and unrated for the same reason: October's master
     // data, which prices it, does not change.

@@ -38,6 +38,11 @@ pub struct BooksState {
     /// billed or rejected are settled, never billed or rejected again; its open rows
     /// (left unrated, or outside the period) are tried again by later runs.
     pub usage_files: BTreeMap<String, SettledFile>,
+    /// Every payments file a posted run read, the same way: its rows posted, skipped as
+    /// posted already, or refused are settled; its open rows are payments dated on or
+    /// after that run's as_of, left for a later run.
+    #[serde(default)]
+    pub payment_files: BTreeMap<String, SettledFile>,
 }
 
 /// A usage file as the books know it.
@@ -216,7 +221,9 @@ pub fn post_run(
             } else {
                 refused.push(PaymentRefusal {
                     payment_id: payment.payment_id.clone(),
-                    column: differ[0],
+                    // The key seen again, as for a payment_id twice in one run; the
+                    // reason names the fields that differ.
+                    column: "payment_id",
                     reason: format!(
                         "payment_id `{}` is already posted with other {}: a payment id is posted once; send a new id for a new payment",
                         payment.payment_id,
@@ -358,6 +365,7 @@ pub fn post_run(
         posted_memos: state.posted_memos.clone(),
         next_invoice_number,
         usage_files: state.usage_files.clone(),
+        payment_files: state.payment_files.clone(),
     };
     for (r, n) in &receivables {
         if !r.open()?.is_zero() {

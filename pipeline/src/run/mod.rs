@@ -118,8 +118,16 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
     // ends.
     let scratch = Scratch::create("billrun-usage-")?;
 
-    let settled = books.as_ref().map(|b| Arc::new(b.base.usage_files.clone()));
-    let mut inputs = read_inputs(&dataset, &scratch, progress, settled.as_ref()).await?;
+    let settled: BTreeMap<Table, crate::read::SettledFiles> = books
+        .as_ref()
+        .map(|b| {
+            BTreeMap::from([
+                (Table::Usage, Arc::new(b.base.usage_files.clone())),
+                (Table::Payments, Arc::new(b.base.payment_files.clone())),
+            ])
+        })
+        .unwrap_or_default();
+    let mut inputs = read_inputs(&dataset, &scratch, progress, &settled).await?;
     clock.lap("read");
     let fingerprint = crate::books::RunFingerprint {
         carve_order: options.carve_order.as_str().to_string(),
@@ -368,6 +376,7 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
             ],
             &tried,
         );
+        state.payment_files = payment_files_after(&state.payment_files, &inputs, b.as_of);
         let rated_usage = std::fs::read(
             staging
                 .path()
@@ -509,6 +518,41 @@ fn usage_files_after(
                 rows: file.rows,
                 open_rows: rows,
                 tried: tried_here,
+            },
+        );
+    }
+    after
+}
+
+/// The books' payments files after a posting: every payments file the run read, with
+/// its rows still open (payments dated on or after `as_of`, for a later run), and every
+/// file known before that the run did not read.
+fn payment_files_after(
+    before: &BTreeMap<String, billrun_accounting::books::SettledFile>,
+    inputs: &Inputs,
+    as_of: chrono::NaiveDate,
+) -> BTreeMap<String, billrun_accounting::books::SettledFile> {
+    let mut open_by_file: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for row in inputs.rows(Table::Payments).iter() {
+        if row.date("paid_on").is_some_and(|d| d >= as_of) {
+            let origin = row.origin();
+            open_by_file
+                .entry(origin.source_file)
+                .or_default()
+                .push(origin.row_number);
+        }
+    }
+    let mut after = before.clone();
+    for file in &inputs.loaded[&Table::Payments].files {
+        let mut rows = open_by_file.remove(&file.file).unwrap_or_default();
+        rows.sort_unstable();
+        rows.dedup();
+        after.insert(
+            file.sha256.clone(),
+            billrun_accounting::books::SettledFile {
+                rows: file.rows,
+                open_rows: rows,
+                tried: BTreeMap::new(),
             },
         );
     }
@@ -665,7 +709,7 @@ async fn read_inputs(
     dataset: &Dataset,
     scratch: &Scratch,
     progress: &Progress,
-    settled: Option<&crate::read::SettledFiles>,
+    settled: &BTreeMap<Table, crate::read::SettledFiles>,
 ) -> Result<Inputs> {
     let spill = UsageSpill::new(scratch.path());
     let mut loaded: BTreeMap<Table, LoadedTable> = BTreeMap::new();
@@ -677,7 +721,7 @@ async fn read_inputs(
             file_names.len() as u32,
             progress,
             Some(&spill),
-            settled.filter(|_| table == Table::Usage),
+            settled.get(&table),
         )
         .await?;
         let required = matches!(
