@@ -10,7 +10,9 @@ pub enum UnratedReason {
     NoPlanVersion,
     RecurringPlan,
     /// With the books: the event falls in a period already posted and was not billed
-    /// there (late usage).
+    /// there (late usage). It marks late rows between their sorting and their billing
+    /// as corrections, which gives them their own reason when they cannot be priced;
+    /// it is not written to `unrated`.
     LateForPostedPeriod,
 }
 
@@ -54,7 +56,7 @@ impl UnratedReason {
                 "the subscription's plan for product `{product_id}` is a flat recurring plan; it does not price usage"
             ),
             UnratedReason::LateForPostedPeriod => format!(
-                "late usage of customer `{customer_id}`: the event falls in a period the books have posted and was not billed there; correction invoices for late usage are not built yet, so the event stays open and every later run tries it again"
+                "late usage of customer `{customer_id}`: the event falls in a period the books have posted and was not billed there; it is billed as a correction of that period"
             ),
         }
     }
