@@ -16,6 +16,25 @@ use datafusion::prelude::{DataFrame, SessionContext, col};
 use rayon::slice::ParallelSliceMut;
 
 use super::column;
+
+/// A duplicate event's reject code and reason: a retry when no column in `differing`
+/// differs from the event it repeats (`seen`: where that one is), else a conflict.
+pub fn duplicate_verdict(event_id: &str, seen: &str, differing: &[&str]) -> (RejectCode, String) {
+    if differing.is_empty() {
+        (
+            RejectCode::DuplicateEvent,
+            format!("event_id `{event_id}` {seen} (a retry: same values)"),
+        )
+    } else {
+        (
+            RejectCode::ConflictingDuplicate,
+            format!(
+                "event_id `{event_id}` {seen} with different {} (a conflict, not a retry)",
+                differing.join(", ")
+            ),
+        )
+    }
+}
 use crate::error::{PipelineError, Result};
 use crate::read::EVENT_HASH_COLUMN;
 
@@ -112,24 +131,11 @@ pub async fn dedupe_usage(
                     .map_or("?", String::as_str),
                 rows.value(first)
             );
-            let (code, reason) = if differing.is_empty() {
-                (
-                    RejectCode::DuplicateEvent,
-                    format!(
-                        "event_id `{}` was already read from {origin} (a retry: same values)",
-                        ids.value(i)
-                    ),
-                )
-            } else {
-                (
-                    RejectCode::ConflictingDuplicate,
-                    format!(
-                        "event_id `{}` was already read from {origin} with different {} (a conflict, not a retry)",
-                        ids.value(i),
-                        differing.join(", ")
-                    ),
-                )
-            };
+            let (code, reason) = duplicate_verdict(
+                ids.value(i),
+                &format!("was already read from {origin}"),
+                &differing,
+            );
             rejects.push(Reject {
                 table: Table::Usage,
                 source_file: file_names

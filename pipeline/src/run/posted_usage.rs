@@ -10,7 +10,7 @@ use arrow::datatypes::{Date32Type, TimestampMicrosecondType, UInt32Type, UInt64T
 use billrun_accounting::catalog::Catalog;
 use billrun_accounting::invoicing::invoice_id;
 use billrun_engine::BillingMonth;
-use billrun_schemas::{Reject, RejectCode, RowRenderer, Table};
+use billrun_schemas::{Reject, RowRenderer, Table};
 use bytes::Bytes;
 use chrono::{DateTime, Datelike, NaiveDate};
 use parquet::arrow::ProjectionMask;
@@ -172,24 +172,11 @@ pub(super) async fn sort_posted_period_usage(
                         differing.push("quantity");
                     }
                     let invoice = invoice_id(period, &b.customer_id, &b.currency);
-                    let (code, reason) = if differing.is_empty() {
-                        (
-                            RejectCode::DuplicateEvent,
-                            format!(
-                                "event_id `{}` was billed in period {period} on invoice {invoice} (a retry: same values)",
-                                ids.value(i)
-                            ),
-                        )
-                    } else {
-                        (
-                            RejectCode::ConflictingDuplicate,
-                            format!(
-                                "event_id `{}` was billed in period {period} on invoice {invoice} with different {} (a conflict, not a retry)",
-                                ids.value(i),
-                                differing.join(", ")
-                            ),
-                        )
-                    };
+                    let (code, reason) = crate::rating::dedupe::duplicate_verdict(
+                        ids.value(i),
+                        &format!("was billed in period {period} on invoice {invoice}"),
+                        &differing,
+                    );
                     out.duplicates.push(Reject {
                         table: Table::Usage,
                         source_file: file_names
