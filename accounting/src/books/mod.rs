@@ -37,8 +37,8 @@ pub use cash::{
 };
 pub use corrections::{correction_id, correction_lines, number_invoices};
 pub use posting::{
-    BooksState, PaymentRefusal, Posted, SettledFile, TriedRow, cash_not_conserved, post_run,
-    receivable_of,
+    BooksState, FileDigest, PaymentRefusal, Posted, SettledFile, TriedRow, cash_not_conserved,
+    post_run, receivable_of,
 };
 pub use receivables::{Receivable, ReceivableStatus};
 pub use report_tables::{

@@ -27,9 +27,6 @@ pub struct BooksState {
     /// Customer credit with something left: credit memos' and credit notes' rests, and
     /// unapplied cash.
     pub credits: Vec<Credit>,
-    /// Every payment posted, by id, to tell a retry (same fields: skipped) from a
-    /// conflict (other fields: rejected).
-    pub payments: BTreeMap<String, Payment>,
     /// Every credit memo posted (used or carried).
     pub posted_memos: BTreeSet<String>,
     /// The number the next posted invoice gets (1 in new books).
@@ -43,6 +40,22 @@ pub struct BooksState {
     /// after that run's as_of, left for a later run.
     #[serde(default)]
     pub payment_files: BTreeMap<String, SettledFile>,
+    /// The SHA-256 of every usage and payments file the last posting read, by the
+    /// file's name in the dataset, with the identity the store gave it (size, ETag,
+    /// modification time): a file read again with the same identity is not read to be
+    /// hashed, and when the books settled all its rows, not read at all.
+    #[serde(default)]
+    pub file_digests: BTreeMap<String, FileDigest>,
+}
+
+/// A file's SHA-256, known by its identity in the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileDigest {
+    /// Size, ETag and modification time as the store listed them (an ETag changes with
+    /// the content: a local file's with its inode, size and modification time, an S3
+    /// object's with its bytes).
+    pub identity: String,
+    pub sha256: String,
 }
 
 /// A usage file as the books know it.
@@ -180,7 +193,10 @@ pub fn receivable_of(invoice: &InvoiceRecord) -> Receivable {
 ///
 /// A payment naming an invoice of the run is applied to it first, at the run's issue
 /// date; a payment naming an invoice the customer does not have in its currency, or a
-/// posted payment id with other fields, is refused.
+/// posted payment id with other fields, is refused. `posted_before` holds the payments
+/// earlier postings posted under ids `payments` uses (the books keep every posted
+/// payment outside the state, so that the state does not grow with them): one with the
+/// same fields is a retry and skipped.
 ///
 /// # Errors
 /// Overflow.
@@ -188,6 +204,7 @@ pub fn post_run(
     state: &BooksState,
     invoicing: &Invoicing,
     payments: &[Payment],
+    posted_before: &BTreeMap<String, Payment>,
     as_of: NaiveDate,
 ) -> Result<Posted> {
     let mut earlier = ByCustomer::new(state.open_receivables.iter().map(|(r, _)| r.clone()));
@@ -214,7 +231,7 @@ pub fn post_run(
         (a.paid_on, a.payment_id.as_bytes()).cmp(&(b.paid_on, b.payment_id.as_bytes()))
     });
     for payment in new_payments {
-        if let Some(before) = state.payments.get(&payment.payment_id) {
+        if let Some(before) = posted_before.get(&payment.payment_id) {
             let differ = differing_fields(before, payment);
             if differ.is_empty() {
                 retried += 1;
@@ -361,19 +378,16 @@ pub fn post_run(
     let mut next = BooksState {
         open_receivables: Vec::new(),
         credits: credits.clone(),
-        payments: state.payments.clone(),
         posted_memos: state.posted_memos.clone(),
         next_invoice_number,
         usage_files: state.usage_files.clone(),
         payment_files: state.payment_files.clone(),
+        file_digests: state.file_digests.clone(),
     };
     for (r, n) in &receivables {
         if !r.open()?.is_zero() {
             next.open_receivables.push((r.clone(), *n));
         }
-    }
-    for p in &posted {
-        next.payments.insert(p.payment_id.clone(), p.clone());
     }
     Ok(Posted {
         receivables,

@@ -8,10 +8,14 @@
 //! log/0000000001.json          one commit per posting, created only if absent
 //! v0000000001-<token>/         the files of that posting, written before its commit:
 //!     state.json               what the next run starts from (open receivables,
-//!                              credit and unapplied cash, payments and memos posted,
-//!                              the next invoice number)
+//!                              credit and unapplied cash, memos posted, the files
+//!                              settled, the next invoice number)
 //!     invoices.json            the invoices it posted, numbered (for reports)
 //!     applications.json        what paid or credited what
+//!     payments.json            the payments it posted
+//!     payment_ids.txt          their ids, sorted, one per line: a payment id sent
+//!                              again is looked up here, without reading every
+//!                              posted payment (the state does not grow with them)
 //!     journal.ledger, journal.csv
 //!     rated_usage.parquet      the events it billed (duplicates across runs), and
 //!     rated_usage-late.parquet the late events it billed, if any
@@ -38,16 +42,22 @@ pub use reports::{BooksReport, ReportOptions, books_report};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use billrun_accounting::books::{Application, BooksState, Receivable};
+use billrun_accounting::ledger::Payment;
 
 use crate::error::{PipelineError, Result};
 use crate::store::dataset::Dataset;
 
 /// The books format this billrun writes and reads.
-pub const BOOKS_FORMAT: u32 = 1;
+///
+/// 2: posted payments kept per posting (`payments.json`, `payment_ids.txt`), no longer
+/// in `state.json`.
+pub const BOOKS_FORMAT: u32 = 2;
 
 const MARKER: &str = "_billrun_books.json";
 
@@ -132,6 +142,8 @@ pub struct PostingFiles {
     pub state: BooksState,
     pub invoices: Vec<PostedInvoice>,
     pub applications: Vec<Application>,
+    /// The payments the run posted.
+    pub payments: Vec<Payment>,
     pub journal_ledger: String,
     pub journal_csv: Vec<u8>,
     /// The run's `rated_usage` (its Parquet file as written): the events billed, for
@@ -366,6 +378,51 @@ impl Books {
         self.read_each(commits, "applications.json").await
     }
 
+    /// Every payment posted by `commits`, in posting order.
+    ///
+    /// # Errors
+    /// A damaged file.
+    pub async fn payments(&self, commits: &[Commit]) -> Result<Vec<Payment>> {
+        self.read_each(commits, "payments.json").await
+    }
+
+    /// Of `ids`, those a posting of `commits` posted, with the payment as posted. Reads
+    /// each posting's sorted id list and, only where one of `ids` is in it, its
+    /// payments: a run's new ids cost a scan of the posted ids, not of every payment.
+    ///
+    /// # Errors
+    /// A damaged file.
+    pub async fn posted_payments(
+        &self,
+        commits: &[Commit],
+        ids: &BTreeSet<&str>,
+    ) -> Result<BTreeMap<String, Payment>> {
+        let mut found = BTreeMap::new();
+        if ids.is_empty() {
+            return Ok(found);
+        }
+        for c in commits {
+            let relative = format!("{}/payment_ids.txt", c.files);
+            let bytes = self.get(&relative).await?;
+            let text =
+                std::str::from_utf8(&bytes).map_err(|_| self.damaged(&relative, "is not UTF-8"))?;
+            let hits = sorted_hits(text, ids)
+                .map_err(|line| self.damaged(&relative, format!("is not sorted at line {line}")))?;
+            if hits.is_empty() {
+                continue;
+            }
+            let posted: Vec<Payment> = self
+                .read_json(&format!("{}/payments.json", c.files))
+                .await?;
+            for p in posted {
+                if hits.contains(p.payment_id.as_str()) {
+                    found.insert(p.payment_id.clone(), p);
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// The books' journal: every posting's `journal.ledger`, in order.
     ///
     /// # Errors
@@ -402,6 +459,8 @@ impl Books {
         put("state.json", json(&files.state)?).await?;
         put("invoices.json", json(&files.invoices)?).await?;
         put("applications.json", json(&files.applications)?).await?;
+        put("payments.json", json(&files.payments)?).await?;
+        put("payment_ids.txt", payment_ids_text(&files.payments)).await?;
         put(
             "journal.ledger",
             Bytes::from(files.journal_ledger.clone().into_bytes()),
@@ -445,6 +504,42 @@ impl Books {
 
 fn internal(e: serde_json::Error) -> PipelineError {
     PipelineError::Internal(format!("books file does not serialise: {e}"))
+}
+
+/// `payment_ids.txt`: the payments' ids, sorted, one per line (ids hold no control
+/// characters: validation rejects them).
+fn payment_ids_text(payments: &[Payment]) -> Bytes {
+    let mut ids: Vec<&str> = payments.iter().map(|p| p.payment_id.as_str()).collect();
+    ids.sort_unstable();
+    let mut text = String::with_capacity(ids.iter().map(|i| i.len() + 1).sum());
+    for id in ids {
+        text.push_str(id);
+        text.push('\n');
+    }
+    Bytes::from(text.into_bytes())
+}
+
+/// The lines of `sorted` (ascending) that are in `wanted`, by one merge of the two;
+/// `Err(line)` when `sorted` is out of order there.
+fn sorted_hits<'a>(
+    sorted: &str,
+    wanted: &BTreeSet<&'a str>,
+) -> std::result::Result<BTreeSet<&'a str>, usize> {
+    let mut hits = BTreeSet::new();
+    let mut want = wanted.iter().copied().peekable();
+    let mut previous: Option<&str> = None;
+    for (i, line) in sorted.lines().enumerate() {
+        if previous.is_some_and(|p| p >= line) {
+            return Err(i + 1);
+        }
+        previous = Some(line);
+        // The whole list is read, so that one out of order is seen wherever it is.
+        while want.next_if(|w| *w < line).is_some() {}
+        if let Some(w) = want.next_if(|w| *w == line) {
+            hits.insert(w);
+        }
+    }
+    Ok(hits)
 }
 
 /// `master/<sha256>`.
@@ -527,4 +622,39 @@ pub async fn ar_aging_report(
     let applications = books.applications(&commits).await?;
     let receivables = receivables_on(&posted, &applications, on)?;
     Ok(ar_aging_batch(&ar_aging(&receivables, on)?)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sorted_id_list_is_merged_with_the_ids_wanted() {
+        let wanted: BTreeSet<&str> = ["P-02", "P-05", "P-07", "P-99"].into();
+        let hits = sorted_hits("P-01\nP-02\nP-03\nP-05\nP-06\n", &wanted).unwrap();
+        assert_eq!(hits, BTreeSet::from(["P-02", "P-05"]));
+        assert_eq!(sorted_hits("", &wanted).unwrap(), BTreeSet::new());
+    }
+
+    #[test]
+    fn an_id_list_out_of_order_is_damage_named_by_its_line() {
+        let wanted: BTreeSet<&str> = ["P-01"].into();
+        assert_eq!(sorted_hits("P-01\nP-03\nP-02\n", &wanted), Err(3));
+        assert_eq!(sorted_hits("P-01\nP-01\n", &wanted), Err(2));
+    }
+
+    #[test]
+    fn payment_ids_are_written_sorted_one_per_line() {
+        let payment = |id: &str| Payment {
+            payment_id: id.to_string(),
+            customer_id: "C1".into(),
+            currency: "USD".into(),
+            amount: rust_decimal::Decimal::ONE,
+            paid_on: chrono::NaiveDate::from_ymd_opt(2026, 11, 10).unwrap(),
+            invoice_id: None,
+            method: None,
+        };
+        let text = payment_ids_text(&[payment("P-9"), payment("P-10"), payment("P-1")]);
+        assert_eq!(&text[..], b"P-1\nP-10\nP-9\n");
+    }
 }

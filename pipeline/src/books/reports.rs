@@ -164,8 +164,7 @@ pub async fn books_report(
                 )));
             }
             let rows = registered(&books, &commits, to).await?;
-            let state = books.state_after(Some(last)).await?;
-            let payments: Vec<_> = state.payments.into_values().collect();
+            let payments = books.payments(&commits).await?;
             Ok(statement_batch(&statements(
                 &rows,
                 &payments,

@@ -41,6 +41,7 @@ pub(super) async fn decode_mapped(
         rows: 0,
         rows_rejected: 0,
         rows_settled: 0,
+        identity: file.identity.clone(),
     });
     let mut chunks = CsvChunks::new(file, bytes)?;
     let mut line = 1_u64;

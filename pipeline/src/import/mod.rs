@@ -338,6 +338,7 @@ async fn sweep_file(
         location: location.clone(),
         format,
         size,
+        identity: None,
     };
     let decoded = match &source {
         Source::Template(_) => {

@@ -86,9 +86,42 @@ pub(crate) fn decode_and_validate(
     decode_into(file, bytes, file_index, None, None)
 }
 
-/// What the books say of the files of a table: by SHA-256, the files posted runs read.
-pub(crate) type SettledFiles =
-    std::sync::Arc<std::collections::BTreeMap<String, billrun_accounting::books::SettledFile>>;
+/// What the books say of the files of a table.
+#[derive(Debug, Default)]
+pub struct SettledTable {
+    /// By SHA-256, the files posted runs read.
+    pub files: std::collections::BTreeMap<String, billrun_accounting::books::SettledFile>,
+    /// By name, the SHA-256 of the files the last posting read, with their identity.
+    pub digests: std::collections::BTreeMap<String, billrun_accounting::books::FileDigest>,
+}
+
+pub type SettledFiles = std::sync::Arc<SettledTable>;
+
+impl SettledTable {
+    /// A file whose identity in the store is the one the books know it by, and whose
+    /// rows are all settled: its record, without reading a byte of it.
+    pub(crate) fn unread(&self, file: &InputFile) -> Option<DecodedFile> {
+        let identity = file.identity.as_deref()?;
+        let digest = self
+            .digests
+            .get(&file.name)
+            .filter(|d| d.identity == identity)?;
+        let known = self.files.get(&digest.sha256)?;
+        if !known.open_rows.is_empty() {
+            return None;
+        }
+        Some(DecodedFile::new(InputRecord {
+            table: file.table.name().to_string(),
+            file: file.name.clone(),
+            bytes: file.size,
+            sha256: digest.sha256.clone(),
+            rows: known.rows,
+            rows_rejected: 0,
+            rows_settled: known.rows,
+            identity: file.identity.clone(),
+        }))
+    }
+}
 
 pub(super) fn decode_into(
     file: &InputFile,
@@ -99,7 +132,7 @@ pub(super) fn decode_into(
 ) -> Result<DecodedFile> {
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let byte_count = bytes.len() as u64;
-    let known = settled.and_then(|s| s.get(&sha256)).cloned();
+    let known = settled.and_then(|s| s.files.get(&sha256)).cloned();
     let mut out = DecodedFile::new(InputRecord {
         table: file.table.name().to_string(),
         file: file.name.clone(),
@@ -108,6 +141,7 @@ pub(super) fn decode_into(
         rows: 0,
         rows_rejected: 0,
         rows_settled: 0,
+        identity: file.identity.clone(),
     });
     out.spill = spill;
     if let Some(known) = known {
@@ -459,8 +493,8 @@ mod tests {
     fn a_file_read_again_decodes_only_its_open_rows_with_their_row_numbers() {
         let bytes = usage_file(7);
         let sha256 = hex::encode(Sha256::digest(&bytes));
-        let settled: SettledFiles = Arc::new(
-            [(
+        let settled: SettledFiles = Arc::new(SettledTable {
+            files: [(
                 sha256,
                 billrun_accounting::books::SettledFile {
                     rows: 7,
@@ -469,13 +503,15 @@ mod tests {
                 },
             )]
             .into(),
-        );
+            digests: Default::default(),
+        });
         let file = InputFile {
             table: Table::Usage,
             name: "usage/2026-10.parquet".into(),
             location: object_store::path::Path::from("usage/2026-10.parquet"),
             format: FileFormat::Parquet,
             size: bytes.len() as u64,
+            identity: None,
         };
         let out = decode_into(&file, bytes, 0, None, Some(&settled)).unwrap();
         assert_eq!(
@@ -494,6 +530,60 @@ mod tests {
             }
         }
         assert_eq!(kept, ["E2 row 2", "E4 row 4", "E5 row 5", "E7 row 7"]);
+    }
+
+    #[test]
+    fn a_settled_file_is_known_by_its_identity_and_never_read() {
+        let settled_file = |open_rows: Vec<u64>| billrun_accounting::books::SettledFile {
+            rows: 7,
+            open_rows,
+            tried: Default::default(),
+        };
+        let table = SettledTable {
+            files: [
+                ("aaa".to_string(), settled_file(vec![])),
+                ("bbb".to_string(), settled_file(vec![3])),
+            ]
+            .into(),
+            digests: [("usage/a.parquet", "aaa"), ("usage/b.parquet", "bbb")]
+                .map(|(name, sha)| {
+                    (
+                        name.to_string(),
+                        billrun_accounting::books::FileDigest {
+                            identity: "70 t1 2026-11-02T00:00:00Z".into(),
+                            sha256: sha.into(),
+                        },
+                    )
+                })
+                .into(),
+        };
+        let file = |name: &str, identity: Option<&str>| InputFile {
+            table: Table::Usage,
+            name: name.into(),
+            location: object_store::path::Path::from(name),
+            format: FileFormat::Parquet,
+            size: 70,
+            identity: identity.map(str::to_string),
+        };
+        let same = Some("70 t1 2026-11-02T00:00:00Z");
+        let unread = table.unread(&file("usage/a.parquet", same)).unwrap();
+        assert_eq!(
+            (
+                unread.record.sha256.as_str(),
+                unread.record.rows,
+                unread.record.rows_settled
+            ),
+            ("aaa", 7, 7)
+        );
+        // Changed since (another ETag), no identity, open rows, unknown: read.
+        assert!(
+            table
+                .unread(&file("usage/a.parquet", Some("70 t2 2026-11-02T00:00:00Z")))
+                .is_none()
+        );
+        assert!(table.unread(&file("usage/a.parquet", None)).is_none());
+        assert!(table.unread(&file("usage/b.parquet", same)).is_none());
+        assert!(table.unread(&file("usage/c.parquet", same)).is_none());
     }
 
     #[test]

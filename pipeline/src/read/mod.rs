@@ -23,7 +23,7 @@ mod usage_spill;
 
 use decode::decode_into;
 pub(crate) use decode::{
-    CsvChunk, CsvChunks, DecodedFile, SettledFiles, accept, decode_and_validate,
+    CsvChunk, CsvChunks, DecodedFile, SettledFiles, SettledTable, accept, decode_and_validate,
 };
 use usage_spill::SpillSink;
 pub use usage_spill::{EVENT_HASH_COLUMN, UsageSpill, event_hash};
@@ -43,6 +43,9 @@ pub struct InputRecord {
     /// With the books: rows a posted run billed or rejected, skipped.
     #[serde(skip_serializing_if = "is_zero")]
     pub rows_settled: u64,
+    /// The file's identity in the store ([`crate::store::dataset::InputFile::identity`]).
+    #[serde(skip)]
+    pub identity: Option<String>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -106,6 +109,10 @@ pub async fn load_table(
             let spill_to = spill.map(|s| s.file_path(first_file_index + i as u32));
             let settled = settled.cloned();
             async move {
+                if let Some(unread) = settled.as_ref().and_then(|s| s.unread(&file)) {
+                    bar.inc(file.size);
+                    return Ok(unread);
+                }
                 let bytes = dataset.read(&file).await?;
                 let file_index = first_file_index + i as u32;
                 let decoded = tokio::task::spawn_blocking(move || {
@@ -148,6 +155,7 @@ pub fn decode_table(
             name,
             format,
             size: bytes.len() as u64,
+            identity: None,
         };
         decoded.push(decode_into(
             &file,

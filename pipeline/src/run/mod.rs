@@ -121,9 +121,15 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
     let settled: BTreeMap<Table, crate::read::SettledFiles> = books
         .as_ref()
         .map(|b| {
+            let table = |files: &BTreeMap<_, _>| {
+                Arc::new(crate::read::SettledTable {
+                    files: files.clone(),
+                    digests: b.base.file_digests.clone(),
+                })
+            };
             BTreeMap::from([
-                (Table::Usage, Arc::new(b.base.usage_files.clone())),
-                (Table::Payments, Arc::new(b.base.payment_files.clone())),
+                (Table::Usage, table(&b.base.usage_files)),
+                (Table::Payments, table(&b.base.payment_files)),
             ])
         })
         .unwrap_or_default();
@@ -143,6 +149,19 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
     }
 
     let master = validate(&inputs, options.period)?;
+    // The payments earlier postings posted under the ids this run's payments use: a
+    // retry (same fields) is skipped, a conflict refused.
+    let posted_payments = match &books {
+        Some(b) => {
+            let ids: BTreeSet<&str> = master
+                .payments
+                .iter()
+                .map(|p| p.payment_id.as_str())
+                .collect();
+            b.books.posted_payments(&b.history, &ids).await?
+        }
+        None => BTreeMap::new(),
+    };
     clock.lap("validate");
 
     let memory_limit = options.memory_limit.unwrap_or_else(default_memory_limit);
@@ -224,7 +243,7 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         scope,
     )?;
     let posted = match &books {
-        Some(b) => Some(post(b, &master, scope, &mut invoicing)?),
+        Some(b) => Some(post(b, &master, &posted_payments, scope, &mut invoicing)?),
         None => None,
     };
     clock.lap("invoice");
@@ -377,6 +396,7 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
             &tried,
         );
         state.payment_files = payment_files_after(&state.payment_files, &inputs, b.as_of);
+        state.file_digests = file_digests_after(&inputs);
         let rated_usage = std::fs::read(
             staging
                 .path()
@@ -461,6 +481,7 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
                 })
                 .collect(),
             applications: p.applications,
+            payments: p.payments,
             state,
             journal_ledger: ledger_text,
             journal_csv: csv_bytes,
@@ -522,6 +543,24 @@ fn usage_files_after(
         );
     }
     after
+}
+
+/// The SHA-256 of every usage and payments file the run read, by name, with the
+/// identity the store listed it with (files without one are hashed by every run).
+fn file_digests_after(inputs: &Inputs) -> BTreeMap<String, billrun_accounting::books::FileDigest> {
+    [Table::Usage, Table::Payments]
+        .iter()
+        .flat_map(|t| inputs.loaded[t].files.iter())
+        .filter_map(|f| {
+            Some((
+                f.file.clone(),
+                billrun_accounting::books::FileDigest {
+                    identity: f.identity.clone()?,
+                    sha256: f.sha256.clone(),
+                },
+            ))
+        })
+        .collect()
 }
 
 /// The books' payments files after a posting: every payments file the run read, with
@@ -621,10 +660,17 @@ fn tried_in_periods(
 fn post(
     books: &BooksRun,
     master: &MasterData,
+    posted_payments: &BTreeMap<String, billrun_accounting::ledger::Payment>,
     scope: CreditScope<'_>,
     invoicing: &mut Invoicing,
 ) -> Result<Posted> {
-    let mut posted = post_run(&books.base, invoicing, &master.payments, books.as_of)?;
+    let mut posted = post_run(
+        &books.base,
+        invoicing,
+        &master.payments,
+        posted_payments,
+        books.as_of,
+    )?;
     // Paired with the application: cash is applied or left over, never made or lost.
     let lost = cash_not_conserved(&books.base, &posted)?;
     if !lost.is_zero() {

@@ -58,6 +58,9 @@ pub struct InputFile {
     pub location: Path,
     pub format: FileFormat,
     pub size: u64,
+    /// Size, ETag and modification time as the store listed them, when it gives an
+    /// ETag: what the books remember a file's SHA-256 by.
+    pub identity: Option<String>,
 }
 
 /// A dataset: a folder or object-store prefix with one sub-folder per table.
@@ -363,12 +366,21 @@ impl Dataset {
                     file: name.clone(),
                     table: table.name().to_string(),
                 })?;
+            let identity = meta.e_tag.as_ref().map(|tag| {
+                format!(
+                    "{} {tag} {}",
+                    meta.size,
+                    meta.last_modified
+                        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+                )
+            });
             files.push(InputFile {
                 table,
                 name,
                 location: meta.location,
                 format,
                 size: meta.size,
+                identity,
             });
         }
         Ok(files)
