@@ -16,6 +16,34 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `println!`, except that a closed stdout (`billrun query … | head`) ends the process
+/// quietly with status 0 (a reader that stopped reading is no failure), and any other
+/// write error ends it with status 74 (EX_IOERR) naming the error, never a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!`, as [`say!`].
+macro_rules! say_raw {
+    ($($arg:tt)*) => {
+        write_stdout(format_args!($($arg)*))
+    };
+}
+
+fn write_stdout(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(text).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("billrun: error: writing to stdout: {e}");
+        std::process::exit(74);
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "billrun",
@@ -273,7 +301,7 @@ fn run(cli: Cli) -> Result<()> {
                 progress,
             }))?;
             let u = &manifest.usage;
-            println!(
+            say!(
                 "bill run {} of {} -> {}",
                 manifest.period,
                 data,
@@ -284,12 +312,17 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 String::new()
             };
-            println!(
+            say!(
                 "usage: {} read, {} rated{late}, {} unrated, {} rejected ({} duplicates), {} outside the period",
-                u.read, u.rated, u.unrated, u.rejected, u.duplicates, u.outside_period
+                u.read,
+                u.rated,
+                u.unrated,
+                u.rejected,
+                u.duplicates,
+                u.outside_period
             );
             if u.settled > 0 {
-                println!(
+                say!(
                     "usage: {} rows of files read again were settled by earlier postings",
                     u.settled
                 );
@@ -299,33 +332,33 @@ fn run(cli: Cli) -> Result<()> {
                 .iter()
                 .map(|(c, t)| format!("{t} {c}"))
                 .collect();
-            println!("invoices: {} ({})", manifest.invoices, billed.join(", "));
+            say!("invoices: {} ({})", manifest.invoices, billed.join(", "));
             if manifest.contracts > 0 {
-                println!(
+                say!(
                     "contracts: {} recognised (see revenue_schedule, `billrun report deferred-revenue`)",
                     manifest.contracts
                 );
             }
             let rejects: u64 = manifest.rejects_by_table.values().sum();
-            println!("rejects: {rejects} rows (see the rejects table)");
+            say!("rejects: {rejects} rows (see the rejects table)");
             if let Some(b) = &manifest.books {
                 match b.outcome {
-                    "posted" => println!(
+                    "posted" => say!(
                         "books: posted version {} to {} (as of {})",
                         b.version.unwrap_or_default(),
                         b.location,
                         b.as_of
                     ),
-                    "already_posted" => println!(
+                    "already_posted" => say!(
                         "books: {} was posted already (version {}) on these same inputs; nothing posted, outputs written again",
                         manifest.period,
                         b.version.unwrap_or_default()
                     ),
-                    _ => println!("books: preview only, nothing posted to {}", b.location),
+                    _ => say!("books: preview only, nothing posted to {}", b.location),
                 }
             }
             let wall: f64 = manifest.stages.iter().map(|s| s.seconds).sum();
-            println!("wall time: {wall:.2} s");
+            say!("wall time: {wall:.2} s");
         }
         Command::Generate {
             customers,
@@ -350,7 +383,7 @@ fn run(cli: Cli) -> Result<()> {
             let summary = billrun_samples::generate(&options, &|n| bar.inc(n))
                 .with_context(|| format!("generating a dataset in {}", out.display()))?;
             bar.finish_and_clear();
-            println!(
+            say!(
                 "wrote {} customers, {} subscriptions, {} usage events ({} duplicates, {} bad rows) to {}",
                 summary.customers,
                 summary.subscriptions,
@@ -362,7 +395,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Templates { out } => {
             let written = write_templates(&out)?;
-            println!("wrote {written} templates to {}", out.display());
+            say!("wrote {written} templates to {}", out.display());
         }
         Command::Import {
             inbox,
@@ -375,7 +408,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Query { out, format, sql } => {
             let runtime = runtime(None)?;
             let batches = runtime.block_on(query(&out, &sql))?;
-            println!("{}", render(&batches, format.into())?);
+            say!("{}", render(&batches, format.into())?);
         }
         Command::Report {
             report: which,
@@ -429,7 +462,7 @@ fn run(cli: Cli) -> Result<()> {
                     runtime.block_on(report(&out, which))?
                 }
             };
-            println!("{}", render(&batches, format.into())?);
+            say!("{}", render(&batches, format.into())?);
         }
     }
     Ok(())
@@ -497,7 +530,7 @@ fn import(
     let finished = chrono::Utc::now();
     let summary = match &result {
         Ok(summary) => {
-            print!("{}", summary.render_text());
+            say_raw!("{}", summary.render_text());
             billrun_jobs::Summary::for_import(summary, started, finished)
         }
         Err(e) => billrun_jobs::Summary::for_failed_import(format!("{e:#}"), started, finished),
@@ -558,7 +591,7 @@ fn job(command: JobCommand) -> Result<()> {
             let job = billrun_jobs::load_job(&file)?;
             let today = today.unwrap_or_else(|| chrono::Utc::now().date_naive());
             let report = runtime(None)?.block_on(billrun_jobs::run_job(&job, today));
-            print!("{}", report.summary().to_text());
+            say_raw!("{}", report.summary().to_text());
             print_notifications(&report);
             if !report.succeeded() {
                 anyhow::bail!("job {} did not succeed (see above)", job.name);

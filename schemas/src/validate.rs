@@ -314,12 +314,17 @@ fn convert_column(
             if !dt.is_integer() {
                 return Err(unsupported());
             }
-            let ints = cast(array, &DataType::Int64).map_err(|_| unsupported())?;
-            let ints = ints.as_any().downcast_ref::<Int64Array>().expect("Int64");
-            let values: Vec<Option<i64>> = ints.iter().collect();
+            // Through Decimal128(38, 0), which holds every integer type exactly (a cast
+            // to Int64 would turn a UInt64 above i64::MAX into an empty value).
+            let wide = cast(array, &DataType::Decimal128(38, 0)).map_err(|_| unsupported())?;
+            let wide = wide
+                .as_any()
+                .downcast_ref::<Decimal128Array>()
+                .ok_or_else(unsupported)?;
+            let values: Vec<Option<i128>> = wide.iter().collect();
             Ok(check_each(
                 values,
-                |v| check_integer(spec, *v),
+                |v| check_wide_integer(spec, *v),
                 |v| Arc::new(Int64Array::from(v)) as ArrayRef,
             ))
         }
@@ -392,18 +397,32 @@ fn decimal_array(values: Vec<Option<i128>>) -> ArrayRef {
 fn typed_decimals(array: &ArrayRef) -> Option<Vec<Option<Result<i128, RejectCode>>>> {
     let dt = array.data_type();
     if dt.is_integer() {
-        let ints = cast(array, &DataType::Int64).ok()?;
-        let ints = ints.as_any().downcast_ref::<Int64Array>()?;
-        return Some(
-            ints.iter()
-                .map(|v| v.map(|v| scale_up(i128::from(v), 0)))
-                .collect(),
-        );
+        // Decimal128(38, 0) holds every integer type exactly, UInt64 included.
+        let ints = cast(array, &DataType::Decimal128(38, 0)).ok()?;
+        let ints = ints.as_any().downcast_ref::<Decimal128Array>()?;
+        return Some(ints.iter().map(|v| v.map(|v| scale_up(v, 0))).collect());
     }
     let (array, scale): (ArrayRef, i8) = match dt {
         DataType::Decimal128(_, s) => (Arc::clone(array), *s),
-        DataType::Decimal32(_, s) | DataType::Decimal64(_, s) | DataType::Decimal256(_, s) => {
+        DataType::Decimal32(_, s) | DataType::Decimal64(_, s) => {
             (cast(array, &DataType::Decimal128(38, *s)).ok()?, *s)
+        }
+        DataType::Decimal256(_, s) => {
+            // Value by value: a cast would make a value beyond 38 digits empty.
+            let wide = array
+                .as_any()
+                .downcast_ref::<arrow::array::Decimal256Array>()?;
+            return Some(
+                wide.iter()
+                    .map(|v| {
+                        v.map(|v| {
+                            v.to_i128()
+                                .ok_or(RejectCode::OutOfRange)
+                                .and_then(|v| rescale(v, *s))
+                        })
+                    })
+                    .collect(),
+            );
         }
         _ => return None,
     };
@@ -420,7 +439,16 @@ fn rescale(v: i128, scale: i8) -> Result<i128, RejectCode> {
     if scale <= QUANTITY_SCALE {
         scale_up(v, scale)
     } else {
-        let factor = 10i128.pow(u32::from(scale.unsigned_abs()) - QUANTITY_SCALE as u32);
+        let Some(factor) =
+            10i128.checked_pow(u32::from(scale.unsigned_abs()) - QUANTITY_SCALE as u32)
+        else {
+            // More than 38 fractional digits: only zero is exact at 12.
+            return if v == 0 {
+                Ok(0)
+            } else {
+                Err(RejectCode::TooManyDecimals)
+            };
+        };
         if v % factor != 0 {
             return Err(RejectCode::TooManyDecimals);
         }
@@ -445,6 +473,12 @@ fn scale_up(v: i128, scale: i8) -> Result<i128, RejectCode> {
 /// Maximum magnitude that fits Decimal128(38, 12).
 const DECIMAL_MAX: i128 = 99_999_999_999_999_999_999_999_999_999_999_999_999;
 
+/// Every decimal input is below 10^16 in magnitude (at scale 12: 10^28): the rating
+/// is exact only below 10^16 (`billrun_engine::attribution`), and the engine's 96-bit
+/// decimals hold values at 12 fractional digits only up to ~7.9 × 10^16. A larger
+/// value is a rejected row naming its column, never a failed run.
+pub const VALUE_LIMIT: i128 = 10_i128.pow(28);
+
 fn check_decimal(spec: &ColumnSpec, v: Result<i128, RejectCode>) -> Result<i128, Problem> {
     let v = v.map_err(|code| problem(spec, code, decimal_problem_reason(spec, code, None)))?;
     check_decimal_sign(spec, v)
@@ -457,7 +491,10 @@ fn decimal_problem_reason(spec: &ColumnSpec, code: RejectCode, text: Option<&str
             "`{}` value{shown} has more than {QUANTITY_SCALE} fractional digits",
             spec.name
         ),
-        RejectCode::OutOfRange => format!("`{}` value{shown} is too large", spec.name),
+        RejectCode::OutOfRange => format!(
+            "`{}` value{shown} is too large: billrun takes values below 10^16 (10000000000000000)",
+            spec.name
+        ),
         _ => format!(
             "`{}` value{shown} is not a decimal number (expected e.g. 12.50)",
             spec.name
@@ -469,11 +506,15 @@ fn check_decimal_sign(spec: &ColumnSpec, v: i128) -> Result<i128, Problem> {
     let ColumnKind::Decimal { sign } = spec.kind else {
         unreachable!("decimal check on a non-decimal column")
     };
-    if v.abs() > DECIMAL_MAX {
+    if v.abs() >= VALUE_LIMIT {
         return Err(problem(
             spec,
             RejectCode::OutOfRange,
-            format!("`{}` value is too large", spec.name),
+            format!(
+                "`{}` value `{}` is too large: billrun takes values below 10^16 (10000000000000000)",
+                spec.name,
+                format_scaled(v)
+            ),
         ));
     }
     let one = 10i128.pow(QUANTITY_SCALE as u32);
@@ -521,9 +562,16 @@ fn check_decimal_sign(spec: &ColumnSpec, v: i128) -> Result<i128, Problem> {
 
 /// Renders an i128 at scale 12 without trailing zeros, for messages.
 pub fn format_scaled(v: i128) -> String {
-    rust_decimal::Decimal::try_from_i128_with_scale(v, QUANTITY_SCALE as u32)
-        .map(|d| d.normalize().to_string())
-        .unwrap_or_else(|_| format!("{v}e-{QUANTITY_SCALE}"))
+    // In integers: rust_decimal holds 28 digits, a Decimal128 up to 38.
+    let one = 10u128.pow(QUANTITY_SCALE as u32);
+    let magnitude = v.unsigned_abs();
+    let sign = if v < 0 { "-" } else { "" };
+    let (whole, fraction) = (magnitude / one, magnitude % one);
+    if fraction == 0 {
+        return format!("{sign}{whole}");
+    }
+    let digits = format!("{fraction:0width$}", width = QUANTITY_SCALE as usize);
+    format!("{sign}{whole}.{}", digits.trim_end_matches('0'))
 }
 
 fn problem(spec: &ColumnSpec, code: RejectCode, reason: String) -> Problem {
@@ -589,6 +637,23 @@ fn parse_integer(spec: &ColumnSpec, text: &str) -> Result<i64, Problem> {
         )
     })?;
     check_integer(spec, v)
+}
+
+/// [`check_integer`] of a value of any integer type.
+fn check_wide_integer(spec: &ColumnSpec, v: i128) -> Result<i64, Problem> {
+    match i64::try_from(v) {
+        Ok(v) => check_integer(spec, v),
+        Err(_) => {
+            let ColumnKind::Integer { min, max } = spec.kind else {
+                unreachable!("integer check on a non-integer column")
+            };
+            Err(problem(
+                spec,
+                RejectCode::OutOfRange,
+                format!("`{}` must be from {min} to {max}, got {v}", spec.name),
+            ))
+        }
+    }
 }
 
 fn check_integer(spec: &ColumnSpec, v: i64) -> Result<i64, Problem> {
@@ -881,6 +946,140 @@ mod tests {
             .values()
             .to_vec();
         assert_eq!(row_numbers, [10]);
+    }
+
+    /// A usage batch of one column `quantity` given as `quantity` (the other columns
+    /// valid), validated.
+    fn usage_with_quantity(quantity: ArrayRef) -> ValidatedBatch {
+        let n = quantity.len();
+        let text = |v: &str| Arc::new(StringArray::from(vec![v; n])) as ArrayRef;
+        let ids: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..n).map(|i| format!("e{i}")),
+        ));
+        let schema = Schema::new(vec![
+            Field::new("event_id", DataType::Utf8, true),
+            Field::new("customer_id", DataType::Utf8, true),
+            Field::new("product_id", DataType::Utf8, true),
+            Field::new("ts", DataType::Utf8, true),
+            Field::new("quantity", quantity.data_type().clone(), true),
+        ]);
+        let input = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                ids,
+                text("C1"),
+                text("P1"),
+                text("2026-10-01T00:00:00Z"),
+                quantity,
+            ],
+        )
+        .unwrap();
+        validate_batch(Table::Usage, &input, 0, 1).unwrap()
+    }
+
+    fn rejects_of(out: &ValidatedBatch) -> Vec<(usize, RejectCode, String)> {
+        out.rejects
+            .iter()
+            .map(|r| (r.row_index, r.code, r.reason.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_value_of_ten_to_the_sixteen_or_more_is_a_rejected_row_not_a_failed_run() {
+        let out = usage_with_quantity(Arc::new(StringArray::from(vec![
+            "9999999999999999.999999999999",
+            "10000000000000000",
+            "-10000000000000000",
+            "90000000000000000000000000",
+        ])));
+        assert_eq!(out.batch.num_rows(), 1);
+        let too_large = |v: &str| {
+            format!(
+                "`quantity` value `{v}` is too large: billrun takes values below 10^16 (10000000000000000)"
+            )
+        };
+        assert_eq!(
+            rejects_of(&out),
+            [
+                (1, RejectCode::OutOfRange, too_large("10000000000000000")),
+                (2, RejectCode::OutOfRange, too_large("-10000000000000000")),
+                (
+                    3,
+                    RejectCode::OutOfRange,
+                    too_large("90000000000000000000000000")
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn typed_values_beyond_the_engine_are_rejected_with_their_value_never_made_empty() {
+        use arrow::array::{Decimal256Array, UInt64Array};
+        use arrow::datatypes::i256;
+        // Decimal256 beyond 38 digits, and within 38 digits but at or above 10^16.
+        let wide = Decimal256Array::from(vec![
+            i256::from_i128(125),
+            i256::from_i128(10).wrapping_pow(45),
+            i256::from_i128(10_i128.pow(17)),
+        ])
+        .with_precision_and_scale(76, 1)
+        .unwrap();
+        let out = usage_with_quantity(Arc::new(wide));
+        assert_eq!(out.batch.num_rows(), 1);
+        assert_eq!(
+            rejects_of(&out)
+                .iter()
+                .map(|(row, code, _)| (*row, *code))
+                .collect::<Vec<_>>(),
+            [(1, RejectCode::OutOfRange), (2, RejectCode::OutOfRange)]
+        );
+        assert_eq!(
+            rejects_of(&out)[1].2,
+            "`quantity` value `10000000000000000` is too large: billrun takes values below 10^16 (10000000000000000)"
+        );
+        // UInt64 above i64::MAX: a cast to Int64 would have made it empty.
+        let out = usage_with_quantity(Arc::new(UInt64Array::from(vec![7, u64::MAX])));
+        assert_eq!(
+            rejects_of(&out),
+            [(
+                1,
+                RejectCode::OutOfRange,
+                "`quantity` value `18446744073709551615` is too large: billrun takes values below 10^16 (10000000000000000)".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_whole_number_of_any_integer_type_is_checked_with_its_own_value() {
+        use arrow::array::UInt64Array;
+        let spec = Table::Customers
+            .columns()
+            .iter()
+            .find(|c| c.name == "billing_day")
+            .unwrap();
+        let array: ArrayRef = Arc::new(UInt64Array::from(vec![5, u64::MAX]));
+        let out = convert_column(Table::Customers, spec, &array).unwrap();
+        let problems: Vec<_> = out
+            .problems
+            .iter()
+            .map(|(r, p)| (*r, p.code, p.reason.clone()))
+            .collect();
+        assert_eq!(
+            problems,
+            [(
+                1,
+                RejectCode::OutOfRange,
+                "`billing_day` must be from 1 to 28, got 18446744073709551615".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn scaled_values_are_shown_in_full_whatever_their_size() {
+        assert_eq!(format_scaled(1_250_000_000_000), "1.25");
+        assert_eq!(format_scaled(-7), "-0.000000000007");
+        assert_eq!(format_scaled(10_i128.pow(37)), "10000000000000000000000000");
+        assert_eq!(format_scaled(0), "0");
     }
 
     #[test]
