@@ -307,6 +307,9 @@ fn run(cli: Cli) -> Result<()> {
                 data,
                 out.display()
             );
+            for warning in &manifest.warnings {
+                eprintln!("billrun: warning: {warning}");
+            }
             let late = if u.late > 0 {
                 format!(" ({} late, billed as corrections)", u.late)
             } else {

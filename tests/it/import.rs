@@ -444,9 +444,11 @@ fn a_sweep_killed_half_way_loads_every_row_exactly_once_when_run_again() {
             !killed.status.success(),
             "{failpoint}: the sweep was not killed"
         );
-        // Killed with the first file loaded but not (fully) recorded, and its lock left.
+        // Killed with the first file loaded but not (fully) recorded, and its lock left;
+        // the lock names a process of this host that is gone, so the next sweep breaks
+        // it at once instead of waiting for it to go stale.
         assert!(inbox.join("usage/a.csv").is_file(), "{failpoint}");
-        std::fs::remove_file(inbox.join("_billrun/sweep.lock")).unwrap();
+        assert!(inbox.join("_billrun/sweep.lock").is_file(), "{failpoint}");
         let again = billrun(&args);
         assert!(
             again.status.success(),
@@ -647,4 +649,81 @@ fn a_past_bill_run_is_repeated_as_it_was_with_as_of() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("customers"), "{stderr}");
+}
+
+#[test]
+fn a_file_the_import_loads_is_a_file_the_run_reads_and_a_file_it_skips_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inbox, dataset, out) = (
+        dir.path().join("inbox"),
+        dir.path().join("dataset"),
+        dir.path().join("out"),
+    );
+    copy_dir(&repo("data-samples/sample/input"), &dataset);
+    std::fs::remove_dir_all(dataset.join("usage")).unwrap();
+    // A source file whose name starts with `_`: loaded, so it must be billed.
+    write(
+        &inbox.join("usage/_late.csv"),
+        b"event_id,customer_id,product_id,ts,quantity\nL1,C001,P-API,2026-10-20T00:00:00Z,5\nL2,C001,P-API,2026-10-21T00:00:00Z,7\n",
+    );
+    let summary = sweep_local(&inbox, &dataset, Vec::new());
+    assert_eq!(summary.files.len(), 1);
+    assert_eq!(summary.files[0].status, FileStatus::Loaded);
+    assert_eq!(summary.files[0].rows_loaded, 2);
+    let loaded: Vec<String> = files_under(&dataset.join("usage"));
+    assert_eq!(loaded.len(), 1);
+    assert!(loaded[0].starts_with("late-"), "{loaded:?}");
+    // A marker file written into the table folder by another tool: not read, reported.
+    write(&dataset.join("usage/_SUCCESS"), b"");
+    let output = billrun(&[
+        "run",
+        "--data",
+        dataset.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--period",
+        "2026-10",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let warning = "usage/_SUCCESS was not read: names starting with `.` or `_` are hidden or marker files, never data";
+    assert!(stderr.contains(warning), "{stderr}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["usage"]["read"], 2);
+    assert_eq!(manifest["usage"]["rated"], 2);
+    assert_eq!(manifest["warnings"], serde_json::json!([warning]));
+    assert_eq!(
+        rows(&out, "SELECT event_id FROM rated_usage ORDER BY event_id"),
+        [["L1"], ["L2"]]
+    );
+}
+
+#[test]
+fn a_run_without_any_usage_file_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dataset, out) = (dir.path().join("dataset"), dir.path().join("out"));
+    copy_dir(&repo("data-samples/sample/input"), &dataset);
+    std::fs::remove_dir_all(dataset.join("usage")).unwrap();
+    let output = billrun(&[
+        "run",
+        "--data",
+        dataset.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--period",
+        "2026-10",
+    ]);
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "billrun: warning: no usage file in `usage/`: the run bills recurring fees and minimums only"
+        ),
+        "{stderr}"
+    );
 }

@@ -419,5 +419,8 @@ async fn sweep_file(
 fn stem(name: &str) -> String {
     let file = name.rsplit('/').next().unwrap_or(name);
     let stem = file.rsplit_once('.').map_or(file, |(s, _)| s);
-    safe_name(stem)
+    // A loaded file is a data file by name (`is_data_file_name`): a source named
+    // `_late.csv` is loaded as `late-<sha>.parquet`, never as a name the run skips.
+    let stem = stem.trim_start_matches(['.', '_']);
+    safe_name(if stem.is_empty() { "file" } else { stem })
 }

@@ -65,6 +65,8 @@ pub struct LoadedTable {
     pub event_hashes: Vec<u64>,
     pub rejects: Vec<Reject>,
     pub files: Vec<InputRecord>,
+    /// Hidden or marker files in the table's folder, not read.
+    pub skipped: Vec<String>,
     good_rows: u64,
 }
 
@@ -99,7 +101,8 @@ pub async fn load_table(
     settled: Option<&SettledFiles>,
 ) -> Result<LoadedTable> {
     let spill = spill.filter(|_| table == Table::Usage);
-    let files = dataset.table_files(table).await?;
+    let listing = dataset.table_listing(table).await?;
+    let (files, skipped) = (listing.files, listing.skipped);
     let total_bytes: u64 = files.iter().map(|f| f.size).sum();
     let bar = progress.bytes(&format!("reading {table}"), total_bytes);
     let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -131,7 +134,9 @@ pub async fn load_table(
         .try_collect()
         .await?;
     bar.finish_and_clear();
-    LoadedTable::from_decoded(table, decoded)
+    let mut loaded = LoadedTable::from_decoded(table, decoded)?;
+    loaded.skipped = skipped;
+    Ok(loaded)
 }
 
 /// Decodes and validates files already in memory as `table` (the master data a books
@@ -178,6 +183,7 @@ impl LoadedTable {
             event_hashes: Vec::new(),
             rejects: Vec::new(),
             files: Vec::new(),
+            skipped: Vec::new(),
             good_rows: 0,
         }
     }

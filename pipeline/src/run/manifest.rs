@@ -66,6 +66,10 @@ pub struct Manifest {
     /// With `--books`: what the run did to them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub books: Option<super::BooksOutcome>,
+    /// What the billing team should know that is not an error: files in a table's
+    /// folder that were not read (hidden or marker names), no usage at all.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 pub(super) struct Stopwatch {

@@ -372,6 +372,7 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         stages: clock.stages,
         rating_order: rated.order_stats,
         books: books.as_ref().map(BooksRun::outcome),
+        warnings: input_warnings(&inputs),
     };
     if let (Some(b), Some(p)) = (&books, posted)
         && b.posts()
@@ -730,6 +731,27 @@ fn refused_payments(inputs: &Inputs, posted: &Posted) -> Vec<Reject> {
             Some(row.reject(Some(r.column), code, r.reason.clone()))
         })
         .collect()
+}
+
+/// What the billing team is told about the inputs besides rejects: files not read, and
+/// a run without any usage file.
+fn input_warnings(inputs: &Inputs) -> Vec<String> {
+    let mut warnings: Vec<String> = inputs
+        .loaded
+        .values()
+        .flat_map(|t| t.skipped.iter())
+        .map(|name| {
+            format!(
+                "{name} was not read: names starting with `.` or `_` are hidden or marker files, never data"
+            )
+        })
+        .collect();
+    if inputs.loaded[&Table::Usage].files.is_empty() {
+        warnings.push(
+            "no usage file in `usage/`: the run bills recurring fees and minimums only".into(),
+        );
+    }
+    warnings
 }
 
 /// Every input table, read and validated row by row.

@@ -63,6 +63,22 @@ pub struct InputFile {
     pub identity: Option<String>,
 }
 
+/// Whether a file name is a data file's: names starting with `.` (hidden: `.DS_Store`)
+/// or `_` (markers: `_SUCCESS`) are not. The import and the run share this rule, so
+/// that a file the import loads is a file the run reads.
+pub fn is_data_file_name(file_name: &str) -> bool {
+    !(file_name.starts_with('.') || file_name.starts_with('_'))
+}
+
+/// What a table's folder holds.
+#[derive(Debug, Clone, Default)]
+pub struct TableListing {
+    /// Its data files, in name order.
+    pub files: Vec<InputFile>,
+    /// Hidden or marker files in it, not read (see [`is_data_file_name`]).
+    pub skipped: Vec<String>,
+}
+
 /// A dataset: a folder or object-store prefix with one sub-folder per table.
 #[derive(Debug, Clone)]
 pub struct Dataset {
@@ -208,10 +224,23 @@ impl Dataset {
     /// # Errors
     /// Listing failures, and [`PipelineError::UnknownFormat`].
     pub async fn table_files(&self, table: Table) -> Result<Vec<InputFile>> {
-        let files = self.files_under(table.name(), table).await?;
+        Ok(self.table_listing(table).await?.files)
+    }
+
+    /// [`Dataset::table_files`], and the names in the table's folder that are not data
+    /// files (hidden or marker files: names starting with `.` or `_`), which a run
+    /// reports instead of skipping them in silence.
+    ///
+    /// # Errors
+    /// As [`Dataset::table_files`].
+    pub async fn table_listing(&self, table: Table) -> Result<TableListing> {
+        let listing = self.files_under(table.name(), table).await?;
         match &self.as_of {
-            None => Ok(files),
-            Some(as_of) => self.files_as_of(table, files, as_of).await,
+            None => Ok(listing),
+            Some(as_of) => Ok(TableListing {
+                files: self.files_as_of(table, listing.files, as_of).await?,
+                skipped: listing.skipped,
+            }),
         }
     }
 
@@ -287,6 +316,7 @@ impl Dataset {
         for file in self
             .files_under(&format!("_history/{}", table.name()), table)
             .await?
+            .files
         {
             let replaced = history_time(&file.name).ok_or_else(|| {
                 error(&file.name, "not a history file name billrun writes".into())
@@ -349,16 +379,18 @@ impl Dataset {
     }
 
     /// The CSV and Parquet files below `prefix` (relative to the root), in name order.
-    async fn files_under(&self, prefix: &str, table: Table) -> Result<Vec<InputFile>> {
+    async fn files_under(&self, prefix: &str, table: Table) -> Result<TableListing> {
         let prefix = self.path(prefix)?;
         let mut metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
         metas.sort_by(|a, b| a.location.as_ref().cmp(b.location.as_ref()));
         let mut files = Vec::with_capacity(metas.len());
+        let mut skipped = Vec::new();
         for meta in metas {
             let name = relative_name(&self.root, &meta.location);
             let file_name = meta.location.filename().unwrap_or_default();
-            if file_name.starts_with('.') || file_name.starts_with('_') {
+            if !is_data_file_name(file_name) {
                 // Hidden and marker files (`.DS_Store`, `_SUCCESS`) carry no rows.
+                skipped.push(name);
                 continue;
             }
             let format =
@@ -383,7 +415,7 @@ impl Dataset {
                 identity,
             });
         }
-        Ok(files)
+        Ok(TableListing { files, skipped })
     }
 
     /// Reads a whole file.
@@ -619,6 +651,9 @@ mod tests {
         let files = dataset.table_files(Table::Usage).await.unwrap();
         let names: Vec<_> = files.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["usage/a.parquet", "usage/b.csv"]);
+        // Hidden and marker files are not read, and said so.
+        let listing = dataset.table_listing(Table::Usage).await.unwrap();
+        assert_eq!(listing.skipped, ["usage/.hidden", "usage/_SUCCESS"]);
 
         std::fs::write(usage.join("c.xlsx"), b"").unwrap();
         let err = dataset.table_files(Table::Usage).await.unwrap_err();
