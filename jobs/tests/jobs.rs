@@ -632,6 +632,7 @@ fn manifest(options: &RunOptions) -> Manifest {
         stages: Vec::new(),
         rating_order: Default::default(),
         books: None,
+        warnings: Vec::new(),
     }
 }
 
