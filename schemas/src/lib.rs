@@ -27,7 +27,7 @@ pub mod validate;
 pub use reject::{Reject, rejects_batch};
 pub use templates::{ColumnKind, ColumnSpec, Table};
 pub use validate::{
-    RejectCode, RowReject, RowRenderer, TemplateError, ValidatedBatch, validate_batch,
+    RejectCode, RowReject, RowRenderer, TemplateError, ValidatedBatch, check_header, validate_batch,
 };
 
 use arrow::datatypes::{DataType, TimeUnit};

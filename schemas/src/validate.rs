@@ -95,6 +95,23 @@ pub enum TemplateError {
     #[error("required column `{column}` of table `{table}` is missing")]
     MissingColumn { table: Table, column: &'static str },
     #[error(
+        "the header names column `{column}` {count} times; each column of table `{table}` must appear once"
+    )]
+    DuplicateColumn {
+        table: Table,
+        column: String,
+        count: usize,
+    },
+    #[error(
+        "the header `{header}` is one column: fields of a CSV file of table `{table}` are separated by commas, not {delimiter}"
+    )]
+    WrongDelimiter {
+        table: Table,
+        header: String,
+        /// How the delimiter found is named: "`;`", "tabs", "`|`".
+        delimiter: &'static str,
+    },
+    #[error(
         "column `{column}` of table `{table}` is stored as {data_type}; money and quantities must be decimals, never binary floats"
     )]
     FloatColumn {
@@ -111,6 +128,54 @@ pub enum TemplateError {
         data_type: DataType,
         expected: String,
     },
+}
+
+/// Checks a file's header (its column names, in order) against `table`'s template
+/// before any row is read, so that a file the template cannot describe fails as a file
+/// whatever its rows look like: a required column missing (a single column that holds
+/// `;`, a tab or `|` names the delimiter used instead of commas), or a column named twice
+/// (which one holds the value would be a guess).
+///
+/// # Errors
+/// The first problem found.
+pub fn check_header(table: Table, names: &[&str]) -> Result<(), TemplateError> {
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for name in names {
+        *counts.entry(name).or_default() += 1;
+    }
+    if let Some((column, count)) = names
+        .iter()
+        .filter(|n| !n.is_empty())
+        .find_map(|n| counts.get(n).filter(|c| **c > 1).map(|c| (*n, *c)))
+    {
+        return Err(TemplateError::DuplicateColumn {
+            table,
+            column: column.to_string(),
+            count,
+        });
+    }
+    let Some(missing) = table
+        .columns()
+        .iter()
+        .find(|spec| spec.required && !counts.contains_key(spec.name))
+    else {
+        return Ok(());
+    };
+    if let [only] = names
+        && let Some((_, delimiter)) = [(';', "`;`"), ('\t', "tabs"), ('|', "`|`")]
+            .into_iter()
+            .find(|(d, _)| only.contains(*d))
+    {
+        return Err(TemplateError::WrongDelimiter {
+            table,
+            header: only.to_string(),
+            delimiter,
+        });
+    }
+    Err(TemplateError::MissingColumn {
+        table,
+        column: missing.name,
+    })
 }
 
 /// The outcome of validating one batch: the good rows in canonical form, and the rest.
@@ -1080,6 +1145,49 @@ mod tests {
         assert_eq!(format_scaled(-7), "-0.000000000007");
         assert_eq!(format_scaled(10_i128.pow(37)), "10000000000000000000000000");
         assert_eq!(format_scaled(0), "0");
+    }
+
+    #[test]
+    fn a_header_the_template_cannot_describe_fails_before_any_row() {
+        let usage = ["event_id", "customer_id", "product_id", "ts", "quantity"];
+        assert_eq!(check_header(Table::Usage, &usage), Ok(()));
+        assert_eq!(
+            check_header(Table::Usage, &["event_id", "customer_id", "ts", "quantity"])
+                .unwrap_err()
+                .to_string(),
+            "required column `product_id` of table `usage` is missing"
+        );
+        assert_eq!(
+            check_header(
+                Table::Usage,
+                &[
+                    "event_id",
+                    "customer_id",
+                    "product_id",
+                    "ts",
+                    "quantity",
+                    "quantity"
+                ]
+            )
+            .unwrap_err()
+            .to_string(),
+            "the header names column `quantity` 2 times; each column of table `usage` must appear once"
+        );
+        assert_eq!(
+            check_header(
+                Table::Usage,
+                &["event_id;customer_id;product_id;ts;quantity"]
+            )
+            .unwrap_err()
+            .to_string(),
+            "the header `event_id;customer_id;product_id;ts;quantity` is one column: fields of a CSV file of table `usage` are separated by commas, not `;`"
+        );
+        assert_eq!(
+            check_header(Table::Usage, &["event_id\tcustomer_id"])
+                .unwrap_err()
+                .to_string(),
+            "the header `event_id\tcustomer_id` is one column: fields of a CSV file of table `usage` are separated by commas, not tabs"
+        );
     }
 
     #[test]

@@ -727,3 +727,51 @@ fn a_run_without_any_usage_file_says_so() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_file_missing_required_columns_fails_as_a_file_whatever_its_rows_look_like() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inbox, dataset) = (dir.path().join("inbox"), dir.path().join("dataset"));
+    // The header lacks product_id and ts; the rows have more fields than the header,
+    // so that each would have been a malformed row, and the file "loaded".
+    write(
+        &inbox.join("usage/short-header.csv"),
+        b"event_id,customer_id,quantity\ne1,C1,API,2026-10-03T00:00:00Z,10\ne2,C1,API,2026-10-04T00:00:00Z,5\n",
+    );
+    write(
+        &inbox.join("usage/semicolons.csv"),
+        b"event_id;customer_id;product_id;ts;quantity\ne3;C1;API;2026-10-03T00:00:00Z;10\n",
+    );
+    let summary = sweep_local(&inbox, &dataset, Vec::new());
+    let outcomes: Vec<(String, FileStatus, u64, Option<String>)> = summary
+        .files
+        .iter()
+        .map(|f| {
+            (
+                f.file.clone(),
+                f.status.clone(),
+                f.rows_rejected,
+                f.reason.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (
+                "usage/semicolons.csv".to_string(),
+                FileStatus::Failed,
+                0,
+                Some("usage/semicolons.csv: the header `event_id;customer_id;product_id;ts;quantity` is one column: fields of a CSV file of table `usage` are separated by commas, not `;`".to_string())
+            ),
+            (
+                "usage/short-header.csv".to_string(),
+                FileStatus::Failed,
+                0,
+                Some("usage/short-header.csv: required column `product_id` of table `usage` is missing".to_string())
+            ),
+        ]
+    );
+    assert_eq!(dataset_rows(&dataset, "usage"), 0);
+    assert!(inbox.join("failed").is_dir());
+}

@@ -164,6 +164,18 @@ pub(super) fn decode_into(
             let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
                 .map_err(unreadable)?
                 .with_batch_size(BATCH_ROWS);
+            let names: Vec<&str> = builder
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
+            billrun_schemas::check_header(file.table, &names).map_err(|source| {
+                PipelineError::Template {
+                    file: file.name.clone(),
+                    source,
+                }
+            })?;
             match out.keep_rows.clone() {
                 None => {
                     let reader = builder.build().map_err(unreadable)?;
@@ -223,6 +235,18 @@ pub(super) fn decode_into(
         }
         FileFormat::Csv => {
             let mut csv = CsvChunks::new(file, &bytes)?;
+            let names: Vec<&str> = csv
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
+            billrun_schemas::check_header(file.table, &names).map_err(|source| {
+                PipelineError::Template {
+                    file: file.name.clone(),
+                    source,
+                }
+            })?;
             while let Some(chunk) = csv.next_chunk()? {
                 match chunk {
                     CsvChunk::Rows(batch) => {
