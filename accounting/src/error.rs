@@ -17,6 +17,29 @@ pub enum AccountingError {
         date: chrono::NaiveDate,
     },
 
+    /// The tax rate in force was rejected: the rate before it is never used instead.
+    #[error(
+        "customer `{customer_id}`: the tax rate of region `{tax_region}` in force on {date} was rejected ({why}); fix that row of tax_rates and run again: billrun does not tax at the rate before it"
+    )]
+    RefusedTaxRate {
+        customer_id: String,
+        tax_region: String,
+        date: chrono::NaiveDate,
+        why: String,
+    },
+
+    /// A flat fee's plan version in force was rejected: the version before it is never
+    /// used instead.
+    #[error(
+        "subscription `{subscription_id}`: the version of plan `{plan_id}` in force on {date} was rejected ({why}); fix that row of price_plans and run again: billrun does not bill at the version before it"
+    )]
+    RefusedPlanVersion {
+        subscription_id: String,
+        plan_id: String,
+        date: chrono::NaiveDate,
+        why: String,
+    },
+
     /// Money in a currency whose minor unit is unknown cannot be rounded or written:
     /// billrun never guesses one.
     #[error("{context}: currency `{currency}` is not an ISO 4217 currency with a minor unit")]

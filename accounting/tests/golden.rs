@@ -131,6 +131,8 @@ fn catalog_of(loaded: &BTreeMap<Table, Loaded>, file_names: &[String]) -> (Catal
         subscriptions: r(Table::Subscriptions),
         tax_rates: r(Table::TaxRates),
         credit_memos: r(Table::CreditMemos),
+        refused_price_plans: &[],
+        refused_tax_rates: &[],
     })
     .unwrap()
 }

@@ -148,6 +148,18 @@ impl Table {
         )
     }
 
+    /// The columns that name the version a row belongs to, for tables of effective-dated
+    /// versions (a plan's rows with one effective_from, a region's rate): a rejected row
+    /// of such a table refuses the version it names, so that the version before is never
+    /// used in its place. Empty for other tables.
+    pub fn version_key(self) -> &'static [&'static str] {
+        match self {
+            Table::PricePlans => &["plan_id", "effective_from"],
+            Table::TaxRates => &["tax_region", "effective_from"],
+            _ => &[],
+        }
+    }
+
     /// The columns that identify a row of master data, for upserts on import; empty for
     /// transactional tables.
     pub fn key_columns(self) -> &'static [&'static str] {

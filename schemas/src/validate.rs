@@ -87,6 +87,9 @@ pub struct RowReject {
     pub reason: String,
     /// The row as it was read, rendered as one CSV line.
     pub raw: String,
+    /// The raw text of the table's [`Table::version_key`] columns (none where a column
+    /// is absent or empty).
+    pub version_key: Vec<Option<String>>,
 }
 
 /// A problem with a file as a whole: none of its rows can be trusted.
@@ -295,6 +298,7 @@ pub fn validate_batch(
                 code: p.code,
                 reason,
                 raw: render.row(row),
+                version_key: render.cells(row, table.version_key()),
             }
         })
         .collect();
@@ -875,6 +879,8 @@ fn convert_text(spec: &ColumnSpec, strings: &StringArray) -> Converted {
 /// columns (names starting with `_`) are left out: they are not part of the input.
 pub struct RowRenderer<'a> {
     formatters: Vec<ArrayFormatter<'a>>,
+    /// The column name of each formatter.
+    names: Vec<&'a str>,
 }
 
 impl std::fmt::Debug for RowRenderer<'_> {
@@ -889,15 +895,33 @@ impl<'a> RowRenderer<'a> {
     /// Prepares formatters for every column of `batch`.
     pub fn new(batch: &'a RecordBatch) -> Self {
         static OPTIONS: FormatOptions<'static> = FormatOptions::new();
-        let formatters = batch
+        let (names, formatters) = batch
             .schema_ref()
             .fields()
             .iter()
             .zip(batch.columns())
             .filter(|(f, _)| !f.name().starts_with('_'))
-            .filter_map(|(_, c)| ArrayFormatter::try_new(c.as_ref(), &OPTIONS).ok())
-            .collect();
-        Self { formatters }
+            .filter_map(|(f, c)| {
+                ArrayFormatter::try_new(c.as_ref(), &OPTIONS)
+                    .ok()
+                    .map(|fmt| (f.name().as_str(), fmt))
+            })
+            .unzip();
+        Self { formatters, names }
+    }
+
+    /// The text of `columns` in row `row`, trimmed; `None` for a column the batch does
+    /// not have or an empty value.
+    pub fn cells(&self, row: usize, columns: &[&str]) -> Vec<Option<String>> {
+        columns
+            .iter()
+            .map(|column| {
+                let at = self.names.iter().position(|n| n == column)?;
+                let text = self.formatters[at].value(row).to_string();
+                let text = text.trim();
+                (!text.is_empty()).then(|| text.to_string())
+            })
+            .collect()
     }
 
     /// Row `row` as one CSV line.

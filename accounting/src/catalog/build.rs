@@ -7,7 +7,10 @@ use billrun_engine::minor_units;
 use billrun_schemas::{Reject, RejectCode};
 use rust_decimal::Decimal;
 
-use super::{Catalog, CreditMemoEntry, Customer, Product, ProductKind, Subscription};
+use super::{
+    Catalog, CreditMemoEntry, Customer, Product, ProductKind, RefusedRow, RefusedVersion,
+    Subscription,
+};
 use crate::error::{AccountingError, Result};
 use crate::reasons;
 use crate::rows::{RowView, ValidatedRows};
@@ -164,7 +167,8 @@ impl Builder {
         }
     }
 
-    pub(super) fn tax_rates(&mut self, table: ValidatedRows<'_>) {
+    pub(super) fn tax_rates(&mut self, table: ValidatedRows<'_>, refused: &[RefusedRow]) {
+        let mut refused_rows: Vec<RefusedRow> = refused.to_vec();
         for row in table.iter() {
             let region = row.req("tax_region");
             let from = row.date("effective_from").unwrap_or_default();
@@ -172,10 +176,37 @@ impl Builder {
             let rates = self.catalog.tax_rates.entry(region.clone()).or_default();
             if rates.iter().any(|(f, _)| *f == from) {
                 self.duplicate_key(&row, "effective_from", &format!("{region} {from}"));
+                // Two rates for one day: neither is known to be the right one.
+                refused_rows.push(RefusedRow {
+                    key: Some(region.clone()),
+                    effective_from: Some(from),
+                    what: format!(
+                        "{} row {}: a second rate for {region} from {from}",
+                        row.origin().source_file,
+                        row.origin().row_number
+                    ),
+                });
                 continue;
             }
             rates.push((from, rate));
             rates.sort_by_key(|(f, _)| *f);
+        }
+        // A refused rate is in force from its day to the next accepted rate after it.
+        for r in refused_rows {
+            let Some(region) = r.key else { continue };
+            let effective_to = r.effective_from.and_then(|from| {
+                self.catalog
+                    .tax_rates
+                    .get(&region)
+                    .and_then(|rates| rates.iter().map(|(f, _)| *f).find(|f| *f > from))
+            });
+            let refused = self.catalog.refused_tax_rates.entry(region).or_default();
+            refused.push(RefusedVersion {
+                effective_from: r.effective_from,
+                effective_to,
+                why: r.what,
+            });
+            refused.sort_by_key(|v| v.effective_from);
         }
     }
 

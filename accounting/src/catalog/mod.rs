@@ -95,6 +95,40 @@ impl PlanVersionEntry {
     }
 }
 
+/// A rejected row of an effective-dated table (price_plans, tax_rates), by the version
+/// it names ([`billrun_schemas::Table::version_key`]): that version is refused, and the
+/// version before it is never used in its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedRow {
+    /// The plan_id or tax_region; `None` when that cell itself was unreadable (the row
+    /// then names no version).
+    pub key: Option<String>,
+    /// `None` when effective_from was unreadable: which version it belongs to cannot be
+    /// told, so every version of `key` is refused.
+    pub effective_from: Option<NaiveDate>,
+    /// Where and why: `` price_plans/plans.csv row 7: `unit_price` value … ``.
+    pub what: String,
+}
+
+/// A version refused: the usage it would price is unrated, and a fee or tax it would
+/// set fails the run, naming `why`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedVersion {
+    /// `None`: every day (the version could not be told).
+    pub effective_from: Option<NaiveDate>,
+    /// Exclusive.
+    pub effective_to: Option<NaiveDate>,
+    pub why: String,
+}
+
+impl RefusedVersion {
+    /// Whether the refused version would be in force on `day`.
+    pub fn covers(&self, day: NaiveDate) -> bool {
+        self.effective_from.is_none_or(|from| from <= day)
+            && self.effective_to.is_none_or(|to| day < to)
+    }
+}
+
 /// A subscription (contract) of a customer to a plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Subscription {
@@ -138,6 +172,10 @@ pub struct Catalog {
     pub tax_rates: BTreeMap<String, Vec<(NaiveDate, Decimal)>>,
     /// By (issued_on, credit_memo_id): the order credits are applied in.
     pub credit_memos: Vec<CreditMemoEntry>,
+    /// plan_id → its refused versions, by effective_from.
+    pub refused_plan_versions: BTreeMap<String, Vec<RefusedVersion>>,
+    /// tax_region → its refused rates, by effective_from.
+    pub refused_tax_rates: BTreeMap<String, Vec<RefusedVersion>>,
 }
 
 impl Catalog {
@@ -149,6 +187,22 @@ impl Catalog {
             .rev()
             .find(|(from, _)| *from <= day)
             .map(|(_, rate)| *rate)
+    }
+
+    /// The refused version of `plan_id` that would be in force on `day`.
+    pub fn refused_plan_version(&self, plan_id: &str, day: NaiveDate) -> Option<&RefusedVersion> {
+        self.refused_plan_versions
+            .get(plan_id)?
+            .iter()
+            .find(|r| r.covers(day))
+    }
+
+    /// The refused rate of `region` that would be in force on `day`.
+    pub fn refused_tax_rate(&self, region: &str, day: NaiveDate) -> Option<&RefusedVersion> {
+        self.refused_tax_rates
+            .get(region)?
+            .iter()
+            .find(|r| r.covers(day))
     }
 
     /// The versions of `plan_id`, by effective_from.
@@ -194,6 +248,10 @@ pub struct MasterTables<'a> {
     pub subscriptions: ValidatedRows<'a>,
     pub tax_rates: ValidatedRows<'a>,
     pub credit_memos: ValidatedRows<'a>,
+    /// The rows of price_plans and tax_rates that validation rejected, by the version
+    /// they name.
+    pub refused_price_plans: &'a [RefusedRow],
+    pub refused_tax_rates: &'a [RefusedRow],
 }
 
 /// Builds the catalog; rows that break a cross-row rule come back as rejects.
@@ -204,9 +262,9 @@ pub fn build_catalog(tables: &MasterTables<'_>) -> Result<(Catalog, Vec<Reject>)
     let mut builder = build::Builder::default();
     builder.customers(tables.customers);
     builder.products(tables.products)?;
-    builder.price_plans(tables.price_plans);
+    builder.price_plans(tables.price_plans, tables.refused_price_plans);
     builder.subscriptions(tables.subscriptions);
-    builder.tax_rates(tables.tax_rates);
+    builder.tax_rates(tables.tax_rates, tables.refused_tax_rates);
     builder.credit_memos(tables.credit_memos);
     Ok((builder.catalog, builder.rejects))
 }

@@ -36,7 +36,7 @@ pub(super) fn subscription_charges(
             amount: totals.amount,
         });
     }
-    let segments = flat_fee_segments(catalog, subscription, active);
+    let segments = flat_fee_segments(catalog, subscription, active)?;
     if !segments.is_empty() {
         charges.push(Charge {
             kind: LineKind::Recurring,
@@ -59,13 +59,30 @@ pub(super) fn subscription_charges(
 }
 
 /// Runs of active days priced by the same flat plan version.
+///
+/// # Errors
+/// [`AccountingError::RefusedPlanVersion`] for a day whose version was rejected: the fee
+/// is never taken from the version before it, nor left out.
 fn flat_fee_segments(
     catalog: &Catalog,
     subscription: &Subscription,
     active: DateWindow,
-) -> Vec<ProrationSegment> {
+) -> Result<Vec<ProrationSegment>> {
     let mut segments: Vec<(usize, ProrationSegment)> = Vec::new();
+    let recurring = catalog
+        .products
+        .get(&subscription.product_id)
+        .is_some_and(|p| p.kind == crate::catalog::ProductKind::Recurring);
     for day in active.start.iter_days().take_while(|d| *d < active.end) {
+        if recurring && let Some(refused) = catalog.refused_plan_version(&subscription.plan_id, day)
+        {
+            return Err(AccountingError::RefusedPlanVersion {
+                subscription_id: subscription.subscription_id.clone(),
+                plan_id: subscription.plan_id.clone(),
+                date: day,
+                why: refused.why.clone(),
+            });
+        }
         let Some((idx, version)) = catalog.version_on(&subscription.plan_id, day) else {
             continue;
         };
@@ -83,5 +100,5 @@ fn flat_fee_segments(
             )),
         }
     }
-    segments.into_iter().map(|(_, s)| s).collect()
+    Ok(segments.into_iter().map(|(_, s)| s).collect())
 }

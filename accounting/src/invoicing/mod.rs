@@ -261,17 +261,26 @@ pub fn build_invoices_with_credit(
             .iter()
             .map(|(m, _)| (m.credit_memo_id.clone(), left_of(m)))
             .collect();
-        let tax_rate =
-            match &customer.tax_region {
-                None => Decimal::ZERO,
-                Some(region) => catalog.tax_rate(region, issue_date).ok_or_else(|| {
-                    AccountingError::NoTaxRate {
+        let tax_rate = match &customer.tax_region {
+            None => Decimal::ZERO,
+            Some(region) => {
+                if let Some(refused) = catalog.refused_tax_rate(region, issue_date) {
+                    return Err(AccountingError::RefusedTaxRate {
                         customer_id: customer_id.clone(),
                         tax_region: region.clone(),
                         date: issue_date,
-                    }
-                })?,
-            };
+                        why: refused.why.clone(),
+                    });
+                }
+                catalog
+                    .tax_rate(region, issue_date)
+                    .ok_or_else(|| AccountingError::NoTaxRate {
+                        customer_id: customer_id.clone(),
+                        tax_region: region.clone(),
+                        date: issue_date,
+                    })?
+            }
+        };
         let corrections = corrections_by_customer
             .remove(customer_id.as_str())
             .unwrap_or_default();

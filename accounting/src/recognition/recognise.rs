@@ -475,13 +475,23 @@ impl<'a> Contract<'a> {
             let customer = catalog.customers.get(customer_id);
             match customer.and_then(|c| c.tax_region.as_deref()) {
                 None => Ok(Decimal::ZERO),
-                Some(region) => catalog.tax_rate(region, on).ok_or_else(|| {
-                    ContractError::Fatal(AccountingError::NoTaxRate {
-                        customer_id: customer_id.to_string(),
-                        tax_region: region.to_string(),
-                        date: on,
+                Some(region) => {
+                    if let Some(refused) = catalog.refused_tax_rate(region, on) {
+                        return Err(ContractError::Fatal(AccountingError::RefusedTaxRate {
+                            customer_id: customer_id.to_string(),
+                            tax_region: region.to_string(),
+                            date: on,
+                            why: refused.why.clone(),
+                        }));
+                    }
+                    catalog.tax_rate(region, on).ok_or_else(|| {
+                        ContractError::Fatal(AccountingError::NoTaxRate {
+                            customer_id: customer_id.to_string(),
+                            tax_region: region.to_string(),
+                            date: on,
+                        })
                     })
-                }),
+                }
             }
         };
         let bill = |billing_id: String,

@@ -362,6 +362,20 @@ async fn sweep_file(
         }
         Err(e) => return Err(e),
     };
+    // A file of effective-dated versions (plans, tax rates) loads whole or not at all:
+    // its good rows alone would leave a version without its rejected row, or the
+    // version before it in force in its place.
+    if !table.version_key().is_empty()
+        && let Some(first) = decoded.refused.first()
+    {
+        let reason = format!(
+            "{} row(s) rejected, the first {}; a {} file loads whole or not at all (a version without its rejected rows would bill at another price): fix the rows and send the file again",
+            decoded.rejects.len(),
+            first.what,
+            table.name()
+        );
+        return fail(outcome, reason).await;
+    }
     outcome.rows_loaded = decoded.batches.iter().map(|b| b.num_rows() as u64).sum();
     outcome.rows_rejected = decoded.rejects.len() as u64;
     let reasons: Vec<String> = decoded

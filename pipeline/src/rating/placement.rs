@@ -273,6 +273,15 @@ fn rating_segments(catalog: &Catalog) -> Result<Vec<Segment<'_>>> {
                 edges.insert(v.effective_from);
                 edges.extend(v.effective_to);
             }
+            for r in catalog
+                .refused_plan_versions
+                .get(&s.plan_id)
+                .into_iter()
+                .flatten()
+            {
+                edges.extend(r.effective_from);
+                edges.extend(r.effective_to);
+            }
         }
         let edges: Vec<NaiveDate> = edges.into_iter().collect();
         for (i, &start) in edges.iter().enumerate() {
@@ -284,6 +293,11 @@ fn rating_segments(catalog: &Catalog) -> Result<Vec<Segment<'_>>> {
             let rating = match active.as_slice() {
                 [] => continue,
                 [_, _, ..] => Err(UnratedReason::AmbiguousSubscription),
+                // A refused version comes first: a plan refused as a whole (a row whose
+                // version cannot be told) prices nothing.
+                [(_, s)] if catalog.refused_plan_version(&s.plan_id, start).is_some() => {
+                    Err(UnratedReason::RefusedPlanVersion)
+                }
                 [(subscription_idx, s)] => match catalog.version_on(&s.plan_id, start) {
                     None => Err(UnratedReason::NoPlanVersion),
                     Some((_, v)) if !v.version.model().is_usage() => {

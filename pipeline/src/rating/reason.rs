@@ -8,6 +8,9 @@ pub enum UnratedReason {
     NoActiveSubscription,
     AmbiguousSubscription,
     NoPlanVersion,
+    /// The plan version in force was rejected (a bad row, an overlap): the version
+    /// before it never prices its days.
+    RefusedPlanVersion,
     RecurringPlan,
     /// With the books: the event falls in a period already posted and was not billed
     /// there (late usage). It marks late rows between their sorting and their billing
@@ -23,6 +26,7 @@ impl UnratedReason {
             UnratedReason::NoActiveSubscription => "no_active_subscription",
             UnratedReason::AmbiguousSubscription => "ambiguous_subscription",
             UnratedReason::NoPlanVersion => "no_plan_version",
+            UnratedReason::RefusedPlanVersion => "refused_plan_version",
             UnratedReason::RecurringPlan => "recurring_plan",
             UnratedReason::LateForPostedPeriod => "late_for_posted_period",
         }
@@ -33,6 +37,7 @@ impl UnratedReason {
             UnratedReason::NoActiveSubscription,
             UnratedReason::AmbiguousSubscription,
             UnratedReason::NoPlanVersion,
+            UnratedReason::RefusedPlanVersion,
             UnratedReason::RecurringPlan,
             UnratedReason::LateForPostedPeriod,
         ]
@@ -51,6 +56,9 @@ impl UnratedReason {
             ),
             UnratedReason::NoPlanVersion => format!(
                 "the subscription's plan for product `{product_id}` has no version in force at this time"
+            ),
+            UnratedReason::RefusedPlanVersion => format!(
+                "the version of the subscription's plan for product `{product_id}` in force at this time was rejected (see rejects, table price_plans); the version before it does not price its usage"
             ),
             UnratedReason::RecurringPlan => format!(
                 "the subscription's plan for product `{product_id}` is a flat recurring plan; it does not price usage"

@@ -19,6 +19,8 @@ pub(crate) struct DecodedFile {
     pub(crate) record: InputRecord,
     pub(crate) batches: Vec<RecordBatch>,
     pub(crate) rejects: Vec<Reject>,
+    /// Of the rejects of an effective-dated table, the version each names.
+    pub(crate) refused: Vec<billrun_accounting::catalog::RefusedRow>,
     pub(crate) good_rows: u64,
     pub(super) spill: Option<SpillSink>,
     /// With the books, for a file a posted run read: the rows still open (the others
@@ -71,6 +73,7 @@ impl DecodedFile {
             record,
             batches: Vec::new(),
             rejects: Vec::new(),
+            refused: Vec::new(),
             good_rows: 0,
             spill: None,
             keep_rows: None,
@@ -315,10 +318,20 @@ pub(crate) fn accept(
         if !out.keeps(*next_row + r.row_index as u64) {
             continue;
         }
+        let row_number = *next_row + r.row_index as u64;
+        if let [key, from] = r.version_key.as_slice() {
+            out.refused.push(billrun_accounting::catalog::RefusedRow {
+                key: key.clone(),
+                effective_from: from
+                    .as_deref()
+                    .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
+                what: format!("{} row {row_number}: {}", file.name, r.reason),
+            });
+        }
         out.rejects.push(Reject {
             table: file.table,
             source_file: file.name.clone(),
-            row_number: Some(*next_row + r.row_index as u64),
+            row_number: Some(row_number),
             column: r.column.map(str::to_string),
             code: r.code,
             reason: r.reason,

@@ -67,6 +67,9 @@ pub struct LoadedTable {
     pub files: Vec<InputRecord>,
     /// Hidden or marker files in the table's folder, not read.
     pub skipped: Vec<String>,
+    /// Of the rejects of an effective-dated table (price_plans, tax_rates), the version
+    /// each names: it is refused, never replaced by the one before it.
+    pub refused: Vec<billrun_accounting::catalog::RefusedRow>,
     good_rows: u64,
 }
 
@@ -184,6 +187,7 @@ impl LoadedTable {
             rejects: Vec::new(),
             files: Vec::new(),
             skipped: Vec::new(),
+            refused: Vec::new(),
             good_rows: 0,
         }
     }
@@ -195,6 +199,7 @@ impl LoadedTable {
             loaded.files.push(file.record);
             loaded.batches.extend(file.batches);
             loaded.rejects.extend(file.rejects);
+            loaded.refused.extend(file.refused);
             if let Some(sink) = file.spill.take() {
                 let (path, hashes) = sink.finish()?;
                 loaded.spilled.push(path);

@@ -223,7 +223,7 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         .map(|_| tried_in_periods(&rated.unrated_raw, &master.catalog))
         .transpose()?
         .unwrap_or_default();
-    let unrated = rating::unrated_usage(std::mem::take(&mut rated.unrated_raw))?;
+    let unrated = rating::unrated_usage(std::mem::take(&mut rated.unrated_raw), &master.catalog)?;
     clock.lap("rate");
 
     let carried = books
@@ -861,6 +861,8 @@ fn validate(inputs: &Inputs, period: BillingMonth) -> Result<MasterData> {
         subscriptions: rows(Table::Subscriptions),
         tax_rates: rows(Table::TaxRates),
         credit_memos: rows(Table::CreditMemos),
+        refused_price_plans: &inputs.loaded[&Table::PricePlans].refused,
+        refused_tax_rates: &inputs.loaded[&Table::TaxRates].refused,
     })?;
     let (chart, chart_rejects) = GlChart::build(rows(Table::GlAccounts))?;
     let (contracts, contract_rejects) = ContractBook::build(
