@@ -52,6 +52,17 @@ pub enum PipelineError {
     OutputNotOurs { path: PathBuf },
 
     #[error(
+        "output directory `{}` is being written by another billrun run (lock `{}` held: {holder}); wait for it to finish",
+        path.display(),
+        lock.display()
+    )]
+    OutputLocked {
+        path: PathBuf,
+        lock: PathBuf,
+        holder: String,
+    },
+
+    #[error(
         "inbox `{inbox}` is being swept by another billrun (lock held: {holder}); wait for it to finish, or remove `_billrun/sweep.lock` if that sweep is dead"
     )]
     InboxLocked { inbox: String, holder: String },

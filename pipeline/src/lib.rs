@@ -44,3 +44,12 @@ pub use error::{PipelineError, Result};
 pub use progress::Progress;
 pub use run::{Manifest, RunOptions, UsageCounts, run_bill};
 pub use store::dataset;
+
+/// Aborts the process at a named point when `BILLRUN_FAILPOINT` names it: how the fault
+/// tests kill a sweep or a run half-way. Unset in normal use.
+pub(crate) fn failpoint(name: &str) {
+    if std::env::var("BILLRUN_FAILPOINT").is_ok_and(|v| v == name) {
+        eprintln!("billrun: failpoint {name}: aborting");
+        std::process::abort();
+    }
+}

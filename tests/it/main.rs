@@ -5,6 +5,7 @@ mod bad_inputs;
 mod books;
 mod common;
 mod e2e;
+mod faults;
 mod import;
 mod revenue;
 mod workflow;

@@ -124,14 +124,7 @@ const FAILED: &str = "failed";
 /// The lock and other bookkeeping of billrun in an inbox.
 const BOOKKEEPING: &str = "_billrun";
 
-/// Aborts the process at a named point when `BILLRUN_FAILPOINT` names it: how the fault
-/// tests kill a sweep half-way. Unset in normal use.
-fn failpoint(name: &str) {
-    if std::env::var("BILLRUN_FAILPOINT").is_ok_and(|v| v == name) {
-        eprintln!("billrun: failpoint {name}: aborting");
-        std::process::abort();
-    }
-}
+use crate::failpoint;
 
 async fn sweep_locked(
     inbox: &Dataset,

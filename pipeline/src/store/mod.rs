@@ -2,4 +2,5 @@
 //! GCS, Azure), and the local [`scratch`] folder of one run.
 
 pub mod dataset;
+pub(crate) mod holder;
 pub mod scratch;

@@ -51,6 +51,7 @@ impl Scratch {
     /// # Errors
     /// The folder or the thread cannot be created.
     pub fn create(prefix: &str) -> Result<Self> {
+        remove_left_by_dead_runs(&std::env::temp_dir(), prefix);
         let dir = tempfile::Builder::new()
             .prefix(prefix)
             .tempdir()
@@ -61,6 +62,17 @@ impl Scratch {
                 ),
                 source,
             })?;
+        // Who owns it: a run killed before it could remove its folder leaves this, and
+        // the next run removes the folder when its process is gone.
+        let owner = crate::store::holder::Holder::this_process(chrono::Utc::now());
+        std::fs::write(
+            dir.path().join(OWNER_FILE),
+            serde_json::to_vec(&owner).unwrap_or_default(),
+        )
+        .map_err(|source| PipelineError::Io {
+            context: format!("writing {}", dir.path().join(OWNER_FILE).display()),
+            source,
+        })?;
         let (files, received) = mpsc::channel::<Option<PathBuf>>();
         let thread = std::thread::Builder::new()
             .name("scratch-remover".into())
@@ -93,6 +105,43 @@ impl Scratch {
         self.remover
             .as_ref()
             .map_or_else(Remover::deferred, |(remover, _)| remover.clone())
+    }
+}
+
+/// The file naming a scratch folder's owner.
+const OWNER_FILE: &str = "billrun-owner.json";
+
+/// Removes the scratch folders (`<prefix>*` in `dir`) of runs of this host whose process
+/// is gone. Best effort: a folder that cannot be read or removed is left, with a note
+/// in the log.
+fn remove_left_by_dead_runs(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let host = crate::store::holder::hostname();
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(prefix) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(owner) = std::fs::read(path.join(OWNER_FILE)) else {
+            continue;
+        };
+        let Ok(owner) = serde_json::from_slice::<crate::store::holder::Holder>(&owner) else {
+            continue;
+        };
+        if owner.host == host && !owner.is_alive_here() {
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => tracing::warn!(
+                    "removed {} (scratch of a killed run, pid {})",
+                    path.display(),
+                    owner.pid
+                ),
+                Err(e) => {
+                    tracing::debug!(path = %path.display(), error = %e, "could not remove a dead run's scratch")
+                }
+            }
+        }
     }
 }
 

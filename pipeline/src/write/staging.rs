@@ -1,5 +1,16 @@
 //! The staging folder: every output written beside the output folder, then published
-//! in one rename.
+//! in one atomic step.
+//!
+//! Beside `out`, a run holds `.out.lock` (created only if absent, naming its pid, host
+//! and start time) from start to end, so that runs into one `--out` are serialised: a
+//! second run fails naming the holder, and a lock whose process is gone is broken at
+//! once. Holding the lock, a run removes what killed runs left beside `out`
+//! (`.out.staging-*`, `.out.old-*`). It writes into `.out.staging-<pid>` and publishes
+//! by exchanging that folder with `out` in one `renameat2(RENAME_EXCHANGE)`, then
+//! removes the previous run now at the staging name: at every instant `out` is the old
+//! run or the new one. Where the file system cannot exchange (not Linux, or a file
+//! system without it), `out` is renamed aside and the staging folder renamed into
+//! place; a kill between the two leaves no `out`, and the next run restores it.
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +27,8 @@ pub struct Staging {
     staging: PathBuf,
     target: PathBuf,
     published: bool,
+    /// `.out.lock`, removed when the run ends.
+    lock: PathBuf,
 }
 
 impl Staging {
@@ -40,18 +53,65 @@ impl Staging {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "out".into());
-        let staging = parent.join(format!(".{name}.staging-{}", std::process::id()));
-        if staging.exists() {
-            std::fs::remove_dir_all(&staging)
-                .map_err(PipelineError::io(format!("clearing {}", staging.display())))?;
-        }
-        std::fs::create_dir_all(&staging)
-            .map_err(PipelineError::io(format!("creating {}", staging.display())))?;
-        Ok(Self {
-            staging,
+        let lock = acquire_lock(parent, &name, target)?;
+        // From here the lock is ours: `Drop` releases it, whatever happens next.
+        let mut this = Self {
+            staging: parent.join(format!(".{name}.staging-{}", std::process::id())),
             target: target.to_path_buf(),
             published: false,
-        })
+            lock,
+        };
+        this.clean_leftovers(parent, &name)?;
+        std::fs::create_dir_all(&this.staging).map_err(PipelineError::io(format!(
+            "creating {}",
+            this.staging.display()
+        )))?;
+        this.published = false;
+        Ok(this)
+    }
+
+    /// Removes what killed runs into the same `--out` left beside it; a run killed
+    /// between the two renames of a publish without exchange left `out` aside, and it
+    /// is put back first.
+    fn clean_leftovers(&mut self, parent: &Path, name: &str) -> Result<()> {
+        let staging_prefix = format!(".{name}.staging-");
+        let old_prefix = format!(".{name}.old-");
+        let entries = std::fs::read_dir(parent)
+            .map_err(PipelineError::io(format!("listing {}", parent.display())))?;
+        let mut leftovers: Vec<PathBuf> = Vec::new();
+        let mut aside: Vec<PathBuf> = Vec::new();
+        for entry in entries.flatten() {
+            let file_name = entry.file_name().to_string_lossy().into_owned();
+            if file_name.starts_with(&staging_prefix) {
+                leftovers.push(entry.path());
+            } else if file_name.starts_with(&old_prefix) {
+                aside.push(entry.path());
+            }
+        }
+        aside.sort();
+        for old in aside {
+            if !self.target.exists() && is_billrun_output(&old) {
+                tracing::warn!(
+                    "restoring {} from {} (a run was killed while publishing)",
+                    self.target.display(),
+                    old.display()
+                );
+                std::fs::rename(&old, &self.target).map_err(PipelineError::io(format!(
+                    "restoring {}",
+                    self.target.display()
+                )))?;
+            } else {
+                leftovers.push(old);
+            }
+        }
+        for leftover in leftovers {
+            tracing::warn!("removing {} (left by a killed run)", leftover.display());
+            std::fs::remove_dir_all(&leftover).map_err(PipelineError::io(format!(
+                "removing {}",
+                leftover.display()
+            )))?;
+        }
+        Ok(())
     }
 
     /// The staging folder.
@@ -138,25 +198,111 @@ impl Staging {
     /// I/O errors.
     pub fn publish(mut self) -> Result<PathBuf> {
         let io = |what: &str| PipelineError::io(format!("{what} {}", self.target.display()));
-        if self.target.exists() {
-            let old = self.staging.with_extension("old");
+        crate::failpoint("publish_before");
+        if !self.target.exists() {
+            std::fs::rename(&self.staging, &self.target).map_err(io("publishing"))?;
+        } else if exchange(&self.staging, &self.target).map_err(io("publishing"))? {
+            // The previous run is now at the staging name.
+            self.published = true;
+            crate::failpoint("publish_exchanged");
+            std::fs::remove_dir_all(&self.staging).map_err(io("removing the previous run of"))?;
+        } else {
+            let old = self.staging.with_file_name(
+                self.staging
+                    .file_name()
+                    .map(|n| n.to_string_lossy().replace(".staging-", ".old-"))
+                    .unwrap_or_default(),
+            );
             std::fs::rename(&self.target, &old).map_err(io("moving aside"))?;
+            crate::failpoint("publish_aside");
             std::fs::rename(&self.staging, &self.target).map_err(io("publishing"))?;
             std::fs::remove_dir_all(&old).map_err(io("removing the previous run of"))?;
-        } else {
-            std::fs::rename(&self.staging, &self.target).map_err(io("publishing"))?;
         }
         self.published = true;
         Ok(self.target.clone())
     }
 }
 
+/// Exchanges two folders atomically; `Ok(false)` where the system cannot.
+fn exchange(a: &Path, b: &Path) -> std::io::Result<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        match renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE) {
+            Ok(()) => Ok(true),
+            Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (a, b);
+        Ok(false)
+    }
+}
+
+/// Takes `.out.lock` beside `target`: created only if absent; a lock of a process of
+/// this host that is gone is broken.
+fn acquire_lock(parent: &Path, name: &str, target: &Path) -> Result<PathBuf> {
+    use std::io::Write;
+    let lock = parent.join(format!(".{name}.lock"));
+    let me = crate::store::holder::Holder::this_process(chrono::Utc::now());
+    let body = serde_json::to_vec(&me).unwrap_or_default();
+    for _ in 0..2 {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+        {
+            Ok(mut file) => {
+                file.write_all(&body)
+                    .map_err(PipelineError::io(format!("writing {}", lock.display())))?;
+                return Ok(lock);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let held = std::fs::read(&lock).unwrap_or_default();
+                let holder: Option<crate::store::holder::Holder> =
+                    serde_json::from_slice(&held).ok();
+                // An empty or unreadable lock is one being written right now: wait for
+                // its holder to fail or finish rather than guess.
+                let gone = holder
+                    .as_ref()
+                    .is_some_and(|h| h.host == me.host && !h.is_alive_here());
+                if !gone {
+                    return Err(PipelineError::OutputLocked {
+                        path: target.to_path_buf(),
+                        lock,
+                        holder: String::from_utf8_lossy(&held).into_owned(),
+                    });
+                }
+                tracing::warn!(
+                    "breaking {} (its process {} on this host is gone)",
+                    lock.display(),
+                    holder.map(|h| h.pid).unwrap_or_default()
+                );
+                std::fs::remove_file(&lock)
+                    .map_err(PipelineError::io(format!("removing {}", lock.display())))?;
+            }
+            Err(e) => {
+                return Err(PipelineError::io(format!("creating {}", lock.display()))(e));
+            }
+        }
+    }
+    Err(PipelineError::OutputLocked {
+        path: target.to_path_buf(),
+        lock,
+        holder: "another run (the lock came back while breaking it)".into(),
+    })
+}
+
 impl Drop for Staging {
     fn drop(&mut self) {
-        // A failed run cleans up after itself; a killed one leaves only a hidden folder.
+        // A failed run cleans up after itself; a killed one leaves a hidden folder and
+        // its lock, which the next run into the same `--out` removes.
         if !self.published {
             let _ = std::fs::remove_dir_all(&self.staging);
         }
+        let _ = std::fs::remove_file(&self.lock);
     }
 }
 
