@@ -29,7 +29,10 @@ pub async fn output_session(out: &Path) -> Result<SessionContext> {
             out.display()
         )));
     }
-    let ctx = SessionContext::new();
+    // `SHOW TABLES` and `information_schema` list what can be queried.
+    let ctx = SessionContext::new_with_config(
+        datafusion::prelude::SessionConfig::new().with_information_schema(true),
+    );
     for table in OutputTable::ALL {
         let dir = out.join(table.name());
         if dir.is_dir() {
@@ -47,7 +50,41 @@ pub async fn output_session(out: &Path) -> Result<SessionContext> {
 /// SQL errors, and those of [`output_session`].
 pub async fn query(out: &Path, sql: &str) -> Result<Vec<RecordBatch>> {
     let ctx = output_session(out).await?;
-    Ok(ctx.sql(sql).await?.collect().await?)
+    let frame = ctx
+        .sql_with_options(sql, read_only())
+        .await
+        .map_err(|e| refused_statement(sql, e))?;
+    let schema = std::sync::Arc::new(frame.schema().as_arrow().clone());
+    let mut batches = frame.collect().await?;
+    // An empty result still has its columns: CSV prints its header row.
+    if batches.is_empty() {
+        batches.push(RecordBatch::new_empty(schema));
+    }
+    Ok(batches)
+}
+
+/// What `billrun query` accepts: queries only. A finished run is never changed by
+/// reading it (`INSERT INTO invoices …` would add a file to it, `COPY … TO` write
+/// anywhere, `CREATE`/`SET` change the session).
+fn read_only() -> datafusion::execution::context::SQLOptions {
+    datafusion::execution::context::SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+/// A statement the read-only options refused, said plainly; other errors as they are.
+fn refused_statement(sql: &str, e: datafusion::error::DataFusionError) -> PipelineError {
+    let text = e.to_string();
+    if text.contains("not supported")
+        && ["DDL", "DML", "Statement"].iter().any(|k| text.contains(k))
+    {
+        return PipelineError::InvalidOption(format!(
+            "`billrun query` only reads a run's tables (SELECT, WITH, EXPLAIN); `{}` would change them or write files: {text}",
+            sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        ));
+    }
+    e.into()
 }
 
 /// Renders query results.
@@ -70,13 +107,47 @@ pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String> {
             String::from_utf8_lossy(&buffer).into_owned()
         }
         OutputFormat::Json => {
-            let mut writer = arrow::json::ArrayWriter::new(Vec::new());
-            let refs: Vec<&RecordBatch> = batches.iter().collect();
+            // Money as strings ("276.1700"), never JSON numbers that readers parse as
+            // binary floats; empty values as null, never a missing field.
+            let as_text: Vec<RecordBatch> = batches
+                .iter()
+                .map(decimals_as_text)
+                .collect::<std::result::Result<_, _>>()?;
+            let mut writer = arrow::json::WriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, arrow::json::writer::JsonArray>(Vec::new());
+            let refs: Vec<&RecordBatch> = as_text.iter().collect();
             writer.write_batches(&refs)?;
             writer.finish()?;
             String::from_utf8_lossy(&writer.into_inner()).into_owned()
         }
     })
+}
+
+/// `batch` with its decimal columns as their exact text.
+fn decimals_as_text(
+    batch: &RecordBatch,
+) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
+    use arrow::datatypes::{DataType, Field, Schema};
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if matches!(
+            field.data_type(),
+            DataType::Decimal128(..) | DataType::Decimal256(..)
+        ) {
+            fields.push(Field::new(
+                field.name(),
+                DataType::Utf8,
+                field.is_nullable(),
+            ));
+            columns.push(arrow::compute::cast(column, &DataType::Utf8)?);
+        } else {
+            fields.push(field.as_ref().clone());
+            columns.push(std::sync::Arc::clone(column));
+        }
+    }
+    RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns)
 }
 
 /// The reports `billrun report` prints, each a query over a run's output tables.

@@ -665,3 +665,47 @@ fn the_command_line_explains_bad_options_and_exits_2() {
     assert_eq!(no_run.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&no_run.stderr).contains("holds no billrun run"));
 }
+
+#[test]
+fn billrun_query_only_reads_and_prints_headers_strings_and_nulls() {
+    let out = sample_out();
+    let before = table_files(&out);
+    for sql in [
+        "INSERT INTO invoices SELECT * FROM invoices",
+        "COPY (SELECT 1) TO '/tmp/billrun-query-escape.csv'",
+        "CREATE TABLE t AS SELECT 1",
+        "SET datafusion.execution.batch_size = 1",
+    ] {
+        let output = billrun(&["query", "--out", out.to_str().unwrap(), sql]);
+        assert_eq!(output.status.code(), Some(2), "{sql}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("`billrun query` only reads a run's tables"),
+            "{sql}: {stderr}"
+        );
+    }
+    assert_eq!(table_files(&out), before, "a query changed the run");
+    assert!(!Path::new("/tmp/billrun-query-escape.csv").exists());
+    let csv = billrun(&[
+        "query",
+        "--out",
+        out.to_str().unwrap(),
+        "--format",
+        "csv",
+        "SELECT invoice_id, total FROM invoices WHERE total < 0",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&csv.stdout), "invoice_id,total\n\n");
+    let json = billrun(&[
+        "query",
+        "--out",
+        out.to_str().unwrap(),
+        "--format",
+        "json",
+        "SELECT invoice_id, total, corrects_invoice_id FROM invoices WHERE invoice_id = 'INV-202610-C001-USD'",
+    ]);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        value,
+        serde_json::json!([{"invoice_id": "INV-202610-C001-USD", "total": "248.5600", "corrects_invoice_id": null}])
+    );
+}
