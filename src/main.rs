@@ -1,7 +1,8 @@
 //! `billrun`: the command line of the billrun bill-run pipeline.
 //!
 //! The binary is thin on purpose: it parses options, wires progress and logging, and
-//! calls the pipeline. Errors are printed with their whole chain and exit with status 2.
+//! calls the pipeline. Errors are printed with their chain, each cause once, and exit
+//! with a status by kind: 2 command line, 65 input data, 70 internal, 74 I/O, 75 busy.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +31,23 @@ macro_rules! say_raw {
     ($($arg:tt)*) => {
         write_stdout(format_args!($($arg)*))
     };
+}
+
+/// An error and its causes, each said once: a cause whose text its error already
+/// shows (object_store and DataFusion repeat their sources) is not printed again.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
 }
 
 fn write_stdout(text: std::fmt::Arguments<'_>) {
@@ -258,8 +276,12 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("billrun: error: {e:#}");
-            ExitCode::from(2)
+            eprintln!("billrun: error: {}", error_text(&e));
+            let code = e
+                .chain()
+                .find_map(|cause| cause.downcast_ref::<billrun_pipeline::error::PipelineError>())
+                .map_or(2, billrun_pipeline::error::PipelineError::exit_code);
+            ExitCode::from(code)
         }
     }
 }

@@ -130,3 +130,33 @@ impl PipelineError {
 
 /// Result alias of the pipeline.
 pub type Result<T, E = PipelineError> = std::result::Result<T, E>;
+
+impl PipelineError {
+    /// The process exit status for this error (documented in the README): 2 for the
+    /// command line, 65 for input data (a file, a row, master data, the books), 74 for
+    /// the file system or object store, 75 when another process holds what the run
+    /// needs (try again later), 70 for a fault of billrun itself.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            PipelineError::InvalidOption(_) | PipelineError::OutputNotOurs { .. } => 2,
+            PipelineError::DatasetLocation { .. }
+            | PipelineError::AsOf { .. }
+            | PipelineError::Template { .. }
+            | PipelineError::UnreadableFile { .. }
+            | PipelineError::UnknownFormat { .. }
+            | PipelineError::MissingTable { .. }
+            | PipelineError::Accounting(_)
+            | PipelineError::Engine(_)
+            | PipelineError::BooksRefused { .. }
+            | PipelineError::BooksDamaged { .. } => 65,
+            PipelineError::ObjectStore(_) | PipelineError::Io { .. } => 74,
+            PipelineError::OutputLocked { .. }
+            | PipelineError::InboxLocked { .. }
+            | PipelineError::BooksConflict { .. } => 75,
+            PipelineError::DataFusion(_)
+            | PipelineError::Parquet(_)
+            | PipelineError::Arrow(_)
+            | PipelineError::Internal(_) => 70,
+        }
+    }
+}

@@ -90,7 +90,7 @@ fn a_second_run_into_one_out_is_refused_naming_the_first() {
     );
     std::fs::write(dir.path().join(".out.lock"), &holder).unwrap();
     let refused = run_into(&out, "2026-11", None);
-    assert_eq!(refused.status.code(), Some(2));
+    assert_eq!(refused.status.code(), Some(75));
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
         stderr.contains("is being written by another billrun run")

@@ -406,7 +406,7 @@ fn a_second_sweep_of_a_locked_inbox_exits_with_a_clear_message() {
         "--dataset",
         dataset.to_str().unwrap(),
     ]);
-    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(output.status.code(), Some(75));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("is being swept by another billrun") && stderr.contains("\"pid\": 4242"),
@@ -646,7 +646,7 @@ fn a_past_bill_run_is_repeated_as_it_was_with_as_of() {
         "--as-of",
         "2020-01-01",
     ]);
-    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(output.status.code(), Some(65));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("customers"), "{stderr}");
 }

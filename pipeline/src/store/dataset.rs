@@ -170,6 +170,16 @@ impl Dataset {
     /// # Errors
     /// [`PipelineError::DatasetLocation`] when the location cannot be resolved to a store.
     pub fn open(location: &str) -> Result<Self> {
+        let local = location.strip_prefix("file://").unwrap_or(location);
+        if !location.contains("://") || location.starts_with("file://") {
+            let path = std::path::Path::new(local);
+            if path.is_file() {
+                return Err(PipelineError::DatasetLocation {
+                    location: location.to_string(),
+                    reason: "it is a file; give the folder that holds one sub-folder per table (customers/, usage/, …)".into(),
+                });
+            }
+        }
         let url = location_url(location)?;
         // Object-store settings (credentials, endpoint, region, allow_http) come from the
         // environment, as `AWS_*` variables: never from job files or logs.
