@@ -167,18 +167,7 @@ pub(super) fn decode_into(
             let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
                 .map_err(unreadable)?
                 .with_batch_size(BATCH_ROWS);
-            let names: Vec<&str> = builder
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect();
-            billrun_schemas::check_header(file.table, &names).map_err(|source| {
-                PipelineError::Template {
-                    file: file.name.clone(),
-                    source,
-                }
-            })?;
+            check_header(file, builder.schema())?;
             match out.keep_rows.clone() {
                 None => {
                     let reader = builder.build().map_err(unreadable)?;
@@ -238,18 +227,7 @@ pub(super) fn decode_into(
         }
         FileFormat::Csv => {
             let mut csv = CsvChunks::new(file, &bytes)?;
-            let names: Vec<&str> = csv
-                .schema
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect();
-            billrun_schemas::check_header(file.table, &names).map_err(|source| {
-                PipelineError::Template {
-                    file: file.name.clone(),
-                    source,
-                }
-            })?;
+            check_header(file, &csv.schema)?;
             while let Some(chunk) = csv.next_chunk()? {
                 match chunk {
                     CsvChunk::Rows(batch) => {
@@ -297,6 +275,16 @@ impl DecodedFile {
 pub(crate) enum CsvChunk {
     Rows(RecordBatch),
     Malformed { reason: String, raw: String },
+}
+
+/// The file's header (its schema's column names) checked against its table before any
+/// row is read ([`billrun_schemas::check_header`]).
+fn check_header(file: &InputFile, schema: &arrow::datatypes::Schema) -> Result<()> {
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    billrun_schemas::check_header(file.table, &names).map_err(|source| PipelineError::Template {
+        file: file.name.clone(),
+        source,
+    })
 }
 
 /// Validates one raw batch whose first row is data row `*next_row`, and moves the row
