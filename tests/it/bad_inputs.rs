@@ -13,7 +13,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::common::{billrun, copy_dir, repo, rows};
+use crate::common::{billrun_run, copy_dir, repo, rows};
 
 fn corpus() -> std::path::PathBuf {
     repo("tests/bad-inputs")
@@ -36,15 +36,7 @@ fn check_case(case: &Path) -> Result<(), String> {
     let dir = tempfile::tempdir().unwrap();
     let (data, out) = (dir.path().join("data"), dir.path().join("out"));
     dataset_of(case, &expect, &data);
-    let output = billrun(&[
-        "run",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--period",
-        "2026-10",
-    ]);
+    let output = billrun_run(&data, &out, "2026-10");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let mut problems = Vec::new();
     if stderr.contains("panicked") {

@@ -137,6 +137,19 @@ pub fn money(s: &str, currency: &str) -> String {
 }
 
 /// Runs the `billrun` binary quietly.
+/// `billrun run --data <data> --out <out> --period <period>`, as a user types it.
+pub fn billrun_run(data: &Path, out: &Path, period: &str) -> std::process::Output {
+    billrun(&[
+        "run",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--period",
+        period,
+    ])
+}
+
 pub fn billrun(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_billrun"))
         .arg("--quiet")

@@ -14,8 +14,8 @@ use billrun_schemas::Table;
 use chrono::NaiveDate;
 
 use crate::common::{
-    bill_october, billrun, copy_dir, read_csv, repo, rows, runtime, s3_env, s3_tool, start_s3,
-    stdout_of_success,
+    bill_october, billrun, billrun_run, copy_dir, read_csv, repo, rows, runtime, s3_env, s3_tool,
+    start_s3, stdout_of_success,
 };
 
 const TODAY: &str = "2026-11-02";
@@ -675,15 +675,7 @@ fn a_file_the_import_loads_is_a_file_the_run_reads_and_a_file_it_skips_is_report
     assert!(loaded[0].starts_with("late-"), "{loaded:?}");
     // A marker file written into the table folder by another tool: not read, reported.
     write(&dataset.join("usage/_SUCCESS"), b"");
-    let output = billrun(&[
-        "run",
-        "--data",
-        dataset.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--period",
-        "2026-10",
-    ]);
+    let output = billrun_run(&dataset, &out, "2026-10");
     assert!(
         output.status.success(),
         "{}",
@@ -709,15 +701,7 @@ fn a_run_without_any_usage_file_says_so() {
     let (dataset, out) = (dir.path().join("dataset"), dir.path().join("out"));
     copy_dir(&repo("data-samples/sample/input"), &dataset);
     std::fs::remove_dir_all(dataset.join("usage")).unwrap();
-    let output = billrun(&[
-        "run",
-        "--data",
-        dataset.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--period",
-        "2026-10",
-    ]);
+    let output = billrun_run(&dataset, &out, "2026-10");
     assert!(output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
