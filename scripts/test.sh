@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 scripts/install-test-tools.sh
 # Tests that need hledger or the S3 server must not skip in CI.
-export BILLRUN_REQUIRE_HLEDGER=1
+export BILLRUN_REQUIRE_TOOLS=1
 export BILLRUN_REQUIRE_S3=1
 # Nor may the e-mail test skip because the SMTP server (aiosmtpd) cannot start.
 export BILLRUN_REQUIRE_SMTP=1

@@ -35,6 +35,8 @@ fn example(column: &str, kind: ColumnKind) -> &'static str {
         "gl_account" | "revenue_account" => "4100",
         "deferral_account" => "2410",
         "to_account" => "4600",
+        "billrun_account" => "assets:receivable",
+        "erp_tax_rate" => "Tax Exempt",
         "tax_region" => "US-CA",
         "email" => "billing@example.com",
         "billing_day" => "1",

@@ -465,6 +465,8 @@ impl Table {
                             values: &["asset", "liability", "equity", "revenue", "expense"],
                         },
                     ),
+                    ColumnSpec::optional("billrun_account", Text),
+                    ColumnSpec::optional("erp_tax_rate", Text),
                 ];
                 COLUMNS
             }

@@ -158,19 +158,30 @@ pub fn billrun(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// Runs hledger with `args`; `None` when hledger is not installed and
-/// `BILLRUN_REQUIRE_HLEDGER` is not set (CI sets it, so there the check always runs).
+/// Runs hledger with `args`, as [`tool`].
 pub fn hledger(args: &[&std::ffi::OsStr]) -> Option<String> {
-    match std::process::Command::new("hledger").args(args).output() {
-        Err(e) if std::env::var_os("BILLRUN_REQUIRE_HLEDGER").is_none() => {
-            eprintln!("hledger not available ({e}); skipped — CI runs this check");
+    tool("hledger", args)
+}
+
+/// Runs one of the tools the outputs are checked with (hledger, ledger, bean-check,
+/// python3 with pyarrow, Polars and DuckDB) and returns its standard output; the tool
+/// must succeed. `None` when it is not installed and `BILLRUN_REQUIRE_TOOLS` is not set
+/// (`scripts/test.sh` installs them and sets it, so in CI the check always runs).
+pub fn tool<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
+    program: &str,
+    args: &[S],
+) -> Option<String> {
+    match std::process::Command::new(program).args(args).output() {
+        Err(e) if std::env::var_os("BILLRUN_REQUIRE_TOOLS").is_none() => {
+            eprintln!("{program} not available ({e}); skipped — CI runs this check");
             None
         }
-        Err(e) => panic!("hledger is required but could not run: {e}"),
+        Err(e) => panic!("{program} is required but could not run: {e}"),
         Ok(output) => {
             assert!(
                 output.status.success(),
-                "hledger {args:?} failed:\n{}",
+                "{program} {args:?} failed:\n{}{}",
+                String::from_utf8_lossy(&output.stdout),
                 String::from_utf8_lossy(&output.stderr)
             );
             Some(String::from_utf8_lossy(&output.stdout).into_owned())

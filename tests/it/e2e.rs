@@ -41,7 +41,7 @@ fn sample_run() -> &'static (tempfile::TempDir, Manifest) {
     })
 }
 
-fn sample_out() -> PathBuf {
+pub(crate) fn sample_out() -> PathBuf {
     sample_run().0.path().join("out")
 }
 
@@ -565,7 +565,7 @@ fn hledger_reports_october_revenue_in_october() {
 }
 
 /// `hledger check --strict` on the exported journal. CI installs hledger and sets
-/// `BILLRUN_REQUIRE_HLEDGER=1`, so there this test cannot pass by skipping.
+/// `BILLRUN_REQUIRE_TOOLS=1`, so there this test cannot pass by skipping.
 #[test]
 fn hledger_accepts_the_journal() {
     let out = sample_out();

@@ -7,5 +7,6 @@ mod common;
 mod e2e;
 mod faults;
 mod import;
+mod ledgers;
 mod revenue;
 mod workflow;

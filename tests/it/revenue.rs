@@ -49,7 +49,7 @@ fn bill_sample_with(appended: &[(&str, &str)]) -> tempfile::TempDir {
 }
 
 /// The default run (allocate, then carve), done once for the tests that only read it.
-fn revenue_out() -> PathBuf {
+pub(crate) fn revenue_out() -> PathBuf {
     static RUN: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
     let dir = RUN.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
@@ -669,9 +669,15 @@ fn gl_references_are_checked_against_the_chart_of_accounts() {
     );
     // The journal declares the chart's accounts with their hledger types.
     let ledger = std::fs::read_to_string(out.join("journal.ledger")).unwrap();
-    assert!(ledger.contains("account revenue:4100  ; type:R, gl:Support revenue\n"));
+    assert!(
+        ledger.contains("account revenue:4100\n    ; type:R, gl:4100, gl_name:Support revenue\n")
+    );
     assert!(ledger.contains(
-        "account liabilities:deferred revenue:2410  ; type:L, gl:Deferred revenue - support\n"
+        "account liabilities:deferred revenue:2410\n    ; type:L, gl:2410, gl_name:Deferred revenue - support\n"
+    ));
+    // billrun's own accounts, mapped by gl_accounts.billrun_account.
+    assert!(ledger.contains(
+        "account assets:receivable\n    ; type:A, gl:1200, gl_name:Accounts receivable\n"
     ));
 }
 

@@ -76,6 +76,7 @@ pub fn journal_entries(catalog: &Catalog, invoices: &[InvoiceRecord]) -> Result<
                     "revenue of {} earned {window}, invoiced by {}",
                     invoice.customer_id, invoice.invoice_id
                 ),
+                customer_id: Some(invoice.customer_id.clone()),
                 postings: accrued,
             });
         }
@@ -90,6 +91,7 @@ pub fn journal_entries(catalog: &Catalog, invoices: &[InvoiceRecord]) -> Result<
                     "invoice {} to {} for {window}",
                     invoice.invoice_id, invoice.customer_id
                 ),
+                customer_id: Some(invoice.customer_id.clone()),
                 postings: billed,
             });
         }
@@ -157,13 +159,15 @@ pub fn payment_entries(
         .iter()
         .filter(|p| from <= p.paid_on && p.paid_on < to)
         .map(|p| {
-            EntryBuilder::transfer(accounts::CASH, accounts::RECEIVABLE, p.amount)?.finish(
-                format!("JE-{}", p.payment_id),
-                p.paid_on,
-                &p.currency,
-                p.payment_id.clone(),
-                format!("payment {} from {}", p.payment_id, p.customer_id),
-            )
+            EntryBuilder::transfer(accounts::CASH, accounts::RECEIVABLE, p.amount)?
+                .finish(
+                    format!("JE-{}", p.payment_id),
+                    p.paid_on,
+                    &p.currency,
+                    p.payment_id.clone(),
+                    format!("payment {} from {}", p.payment_id, p.customer_id),
+                )
+                .map(|e| e.for_customer(&p.customer_id))
         })
         .collect()
 }
@@ -197,6 +201,7 @@ pub fn credit_memo_entries(
                     m.credit_memo_id.clone(),
                     format!("credit memo {} to {}", m.credit_memo_id, m.customer_id),
                 )
+                .map(|e| e.for_customer(&m.customer_id))
         })
         .collect()
 }

@@ -10,13 +10,15 @@
 
 pub mod chart;
 mod entries;
+pub mod erp;
 pub mod payments;
 pub mod render;
 
-pub use chart::{GlAccount, GlAccountType, GlChart};
+pub use chart::{AccountTypes, GlAccount, GlAccountType, GlChart};
 pub use entries::{credit_memo_entries, journal_entries, payment_entries};
+pub use erp::{ErpFile, ErpLayouts};
 pub use payments::{Payment, payments};
-pub use render::{hledger_journal, journal_batch, journal_csv};
+pub use render::{beancount_journal, beancount_name, hledger_journal, journal_batch, journal_csv};
 
 use billrun_engine::checked;
 use chrono::NaiveDate;
@@ -67,7 +69,19 @@ pub struct JournalEntry {
     pub currency: String,
     pub source_id: String,
     pub memo: String,
+    /// The customer the entry is about, where there is one (the ERP layouts' entity);
+    /// `None` for entries of the whole book, such as balances brought forward.
+    pub customer_id: Option<String>,
     pub postings: Vec<Posting>,
+}
+
+impl JournalEntry {
+    /// The entry, about `customer_id`.
+    #[must_use]
+    pub fn for_customer(mut self, customer_id: &str) -> Self {
+        self.customer_id = Some(customer_id.to_string());
+        self
+    }
 }
 
 /// The account a product's revenue is credited to: `revenue:<revenue_account>` (a GL
@@ -156,6 +170,7 @@ impl EntryBuilder {
             currency: currency.to_string(),
             source_id,
             memo,
+            customer_id: None,
             postings,
         })
     }

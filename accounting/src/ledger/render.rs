@@ -1,6 +1,6 @@
 //! The journal as a table, as CSV and as a plain-text journal for hledger and ledger.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -10,8 +10,9 @@ use billrun_schemas::outputs::OutputTable;
 use billrun_schemas::{DECIMAL_PRECISION, MONEY_SCALE};
 use rust_decimal::Decimal;
 
-use super::{GlChart, JournalEntry, Posting};
-use crate::error::{Result, minor_units_of};
+use super::chart::type_by_name;
+use super::{AccountTypes, GlAccountType, JournalEntry, Posting};
+use crate::error::{AccountingError, Result, minor_units_of};
 
 /// The `journal` table: one row per posting.
 ///
@@ -76,51 +77,56 @@ pub fn journal_csv(batch: &RecordBatch) -> Result<Vec<u8>> {
     Ok(buffer)
 }
 
-/// The entries as a plain-text double-entry journal (hledger / ledger format) that
-/// declares its commodities and accounts, so `hledger check --strict` accepts it.
+/// The entries as a plain-text double-entry journal that hledger (`check --strict`) and
+/// ledger (`--pedantic`) both accept: `commodity` directives give each currency's minor
+/// digits (as a `format` subdirective, the one form both read), and every account is
+/// declared with its type (`type:A|L|E|R|X`) as a tag on the line below, so
+/// `balancesheet` and `incomestatement` leave no account out.
 ///
 /// # Errors
-/// [`AccountingError::UnknownCurrency`] for an entry in a currency without a minor unit.
-pub fn hledger_journal(entries: &[JournalEntry], header: &str, chart: &GlChart) -> Result<String> {
+/// [`AccountingError::UnknownCurrency`] for an entry in a currency without a minor unit;
+/// [`AccountingError::Internal`] for an account of no known type (a bug: every account
+/// billrun posts to is typed by the chart, its role or its name).
+pub fn hledger_journal(
+    entries: &[JournalEntry],
+    header: &str,
+    types: &AccountTypes<'_>,
+) -> Result<String> {
     let mut out = String::new();
     for line in header.lines() {
         let _ = writeln!(out, "; {line}");
     }
     out.push('\n');
-    let currencies: BTreeSet<&str> = entries.iter().map(|e| e.currency.as_str()).collect();
-    for currency in &currencies {
-        let minor = minor_units_of(currency, || "the journal's commodities".to_string())? as usize;
-        // hledger wants a decimal mark in the directive even for currencies without one.
-        let mark = if minor == 0 { "." } else { "" };
-        let sample = format_amount(Decimal::from(1000), minor);
-        let _ = writeln!(out, "commodity {sample}{mark} {currency}");
+    for (currency, minor) in commodities(entries)? {
+        let _ = writeln!(out, "commodity {currency}");
+        // ledger reads no format without decimals as hledger wants it (`1000. JPY`),
+        // and hledger none without a decimal mark: a currency without minor digits is
+        // declared bare and both take its style from the amounts.
+        if minor > 0 {
+            let sample = format_amount(Decimal::from(1000), minor);
+            let _ = writeln!(out, "    format {sample} {currency}");
+        }
     }
-    let accounts: BTreeSet<&str> = entries
-        .iter()
-        .flat_map(|e| e.postings.iter().map(|p| p.account.as_str()))
-        .collect();
     out.push('\n');
-    for account in &accounts {
-        // hledger's account types: Asset, Liability, Equity, Revenue, eXpense. Every
-        // account declares one, so `balancesheet` and `incomestatement` leave none out.
-        match (chart.of(account), type_by_name(account)) {
-            (Some(gl), _) => {
-                let kind = gl.kind.hledger_code();
+    for account in accounts(entries) {
+        let kind = typed(types, account)?;
+        let _ = writeln!(out, "account {account}");
+        match types.gl(account) {
+            Some((code, gl)) => {
                 let name = gl.name.replace([',', ';'], " ");
-                let _ = writeln!(out, "account {account}  ; type:{kind}, gl:{name}");
+                let _ = writeln!(
+                    out,
+                    "    ; type:{}, gl:{code}, gl_name:{name}",
+                    kind.hledger_code()
+                );
             }
-            (None, Some(kind)) => {
-                let _ = writeln!(out, "account {account}  ; type:{kind}");
-            }
-            (None, None) => {
-                let _ = writeln!(out, "account {account}");
+            None => {
+                let _ = writeln!(out, "    ; type:{}", kind.hledger_code());
             }
         }
     }
     for entry in entries {
-        let minor = minor_units_of(&entry.currency, || {
-            format!("journal entry {}", entry.entry_id)
-        })? as usize;
+        let minor = minor_of(entry)?;
         let _ = writeln!(
             out,
             "\n{} * ({}) {}",
@@ -140,21 +146,221 @@ pub fn hledger_journal(entries: &[JournalEntry], header: &str, chart: &GlChart) 
     Ok(out)
 }
 
-/// The hledger type of an account outside the chart, from its top-level name as
-/// hledger itself would guess it (`assets`, `liabilities`, `equity`, `revenue` or
-/// `income`, `expenses`); `None` for a hierarchy under another name.
-fn type_by_name(account: &str) -> Option<char> {
-    let top = account.split(':').next().unwrap_or(account);
-    Some(match top {
-        "assets" | "asset" => 'A',
-        "liabilities" | "liability" | "debts" | "debt" => 'L',
-        "equity" => 'E',
-        "revenue" | "revenues" | "income" => 'R',
-        "expenses" | "expense" => 'X',
-        _ => return None,
+/// The entries as a beancount ledger that `bean-check` accepts: every account opened
+/// (on the first entry's date) under the root of its type (`Assets`, `Liabilities`,
+/// `Equity`, `Income`, `Expenses`), with billrun's own name and the GL account as
+/// metadata; every commodity declared; each entry a transaction with its entry_id,
+/// source_id and customer as metadata. billrun's names become beancount's by
+/// capitalising each word and joining words with `-` (`assets:unbilled receivable` is
+/// `Assets:Unbilled-Receivable`, `revenue:4100` is `Income:4100`).
+///
+/// # Errors
+/// As [`hledger_journal`].
+pub fn beancount_journal(
+    entries: &[JournalEntry],
+    header: &str,
+    types: &AccountTypes<'_>,
+) -> Result<String> {
+    let mut out = String::new();
+    for line in header.lines() {
+        let _ = writeln!(out, "; {line}");
+    }
+    let Some(opened) = entries.iter().map(|e| e.date).min() else {
+        return Ok(out);
+    };
+    out.push('\n');
+    for (currency, minor) in commodities(entries)? {
+        let _ = writeln!(out, "{opened} commodity {currency}");
+        let _ = writeln!(out, "  minor_units: {minor}");
+    }
+    out.push('\n');
+    let names = beancount_names(entries, types)?;
+    for (account, name) in &names {
+        let _ = writeln!(out, "{opened} open {name}");
+        let _ = writeln!(out, "  billrun_account: {}", quoted(account));
+        if let Some((code, gl)) = types.gl(account) {
+            let _ = writeln!(out, "  gl_account: {}", quoted(code));
+            let _ = writeln!(out, "  gl_name: {}", quoted(&gl.name));
+        }
+    }
+    for entry in entries {
+        let minor = minor_of(entry)?;
+        let _ = writeln!(out, "\n{} * {}", entry.date, quoted(&entry.memo));
+        let _ = writeln!(out, "  entry_id: {}", quoted(&entry.entry_id));
+        let _ = writeln!(out, "  source_id: {}", quoted(&entry.source_id));
+        if let Some(customer) = &entry.customer_id {
+            let _ = writeln!(out, "  customer_id: {}", quoted(customer));
+        }
+        for p in &entry.postings {
+            let amount = checked::sub(p.debit, p.credit, "posting amount")?;
+            let _ = writeln!(
+                out,
+                "  {:<44}  {} {}",
+                names[p.account.as_str()],
+                format_amount(amount, minor),
+                entry.currency
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Each account's beancount name; two billrun accounts that would get one name (they
+/// differ only in case or punctuation) are told apart by a suffix `-2`, `-3`, ….
+fn beancount_names<'e>(
+    entries: &'e [JournalEntry],
+    types: &AccountTypes<'_>,
+) -> Result<BTreeMap<&'e str, String>> {
+    let mut names = BTreeMap::new();
+    let mut taken = BTreeSet::new();
+    for account in accounts(entries) {
+        let kind = typed(types, account)?;
+        let base = beancount_name(account, kind);
+        let mut name = base.clone();
+        let mut n = 1;
+        while !taken.insert(name.clone()) {
+            n += 1;
+            name = format!("{base}-{n}");
+        }
+        names.insert(account, name);
+    }
+    Ok(names)
+}
+
+/// A billrun account as a beancount account of type `kind`: the root of the type, then
+/// each component of the name (the top one dropped when it names the type) with its
+/// words capitalised and joined by `-`, and anything but ASCII letters and digits taken
+/// as a word break.
+pub fn beancount_name(account: &str, kind: GlAccountType) -> String {
+    let root = match kind {
+        GlAccountType::Asset => "Assets",
+        GlAccountType::Liability => "Liabilities",
+        GlAccountType::Equity => "Equity",
+        GlAccountType::Revenue => "Income",
+        GlAccountType::Expense => "Expenses",
+    };
+    let mut components: Vec<&str> = account.split(':').collect();
+    if components.len() > 1 && type_by_name(components[0]) == Some(kind) {
+        components.remove(0);
+    }
+    let mut name = root.to_string();
+    for component in components {
+        let words: Vec<String> = component
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(|w| {
+                let mut chars = w.chars();
+                chars.next().map_or_else(String::new, |first| {
+                    first.to_ascii_uppercase().to_string() + chars.as_str()
+                })
+            })
+            .collect();
+        name.push(':');
+        if words.is_empty() {
+            // A component of punctuation only: still a valid, distinct component.
+            name.push('X');
+        } else {
+            name.push_str(&words.join("-"));
+        }
+    }
+    name
+}
+
+/// A beancount string: in double quotes, `"` and `\\` escaped, line breaks as spaces.
+fn quoted(text: &str) -> String {
+    let mut q = String::with_capacity(text.len() + 2);
+    q.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => q.push_str("\\\""),
+            '\\' => q.push_str("\\\\"),
+            '\n' | '\r' => q.push(' '),
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    q
+}
+
+/// The currencies of the entries with their minor digits, sorted.
+fn commodities(entries: &[JournalEntry]) -> Result<Vec<(&str, usize)>> {
+    let currencies: BTreeSet<&str> = entries.iter().map(|e| e.currency.as_str()).collect();
+    currencies
+        .into_iter()
+        .map(|c| {
+            let minor = minor_units_of(c, || "the journal's commodities".to_string())?;
+            Ok((c, minor as usize))
+        })
+        .collect()
+}
+
+/// Every account the entries post to, sorted.
+fn accounts(entries: &[JournalEntry]) -> BTreeSet<&str> {
+    entries
+        .iter()
+        .flat_map(|e| e.postings.iter().map(|p| p.account.as_str()))
+        .collect()
+}
+
+fn typed(types: &AccountTypes<'_>, account: &str) -> Result<GlAccountType> {
+    types.of(account).ok_or_else(|| {
+        AccountingError::Internal(format!(
+            "journal account `{account}` has no type: it is not in gl_accounts, billrun \
+             posts to it in no known role, and its top-level name is not assets, \
+             liabilities, equity, revenue or expenses"
+        ))
     })
 }
 
-fn format_amount(amount: Decimal, minor: usize) -> String {
+fn minor_of(entry: &JournalEntry) -> Result<usize> {
+    Ok(minor_units_of(&entry.currency, || {
+        format!("journal entry {}", entry.entry_id)
+    })? as usize)
+}
+
+pub(crate) fn format_amount(amount: Decimal, minor: usize) -> String {
     format!("{amount:.minor$}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn billrun_accounts_become_valid_beancount_names() {
+        let cases = [
+            (
+                "assets:unbilled receivable",
+                GlAccountType::Asset,
+                "Assets:Unbilled-Receivable",
+            ),
+            ("revenue:4100", GlAccountType::Revenue, "Income:4100"),
+            ("income:usage", GlAccountType::Revenue, "Income:Usage"),
+            (
+                "sales:eu west",
+                GlAccountType::Revenue,
+                "Income:Sales:Eu-West",
+            ),
+            (
+                "liabilities:deferred revenue:2410",
+                GlAccountType::Liability,
+                "Liabilities:Deferred-Revenue:2410",
+            ),
+            (
+                "equity:opening balances",
+                GlAccountType::Equity,
+                "Equity:Opening-Balances",
+            ),
+            ("revenue:--", GlAccountType::Revenue, "Income:X"),
+        ];
+        for (account, kind, expected) in cases {
+            assert_eq!(beancount_name(account, kind), expected, "{account}");
+        }
+    }
+
+    #[test]
+    fn beancount_strings_escape_quotes_and_backslashes() {
+        assert_eq!(quoted(r#"a "b" \ c"#), r#""a \"b\" \\ c""#);
+        assert_eq!(quoted("two\nlines"), "\"two lines\"");
+    }
 }

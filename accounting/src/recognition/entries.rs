@@ -63,18 +63,21 @@ impl Recognition {
                 e.credit(account, *amount)?;
             }
             e.credit(accounts::TAX_PAYABLE, b.tax)?;
-            entries.push(e.finish(
-                format!("JE-{}", b.billing_id),
-                b.billed_on,
-                &b.currency,
-                b.billing_id.clone(),
-                match &b.modification_id {
-                    Some(m) => format!("contract {} modified ({m})", b.contract_id),
-                    None => format!("contract {} billed to {}", b.contract_id, b.customer_id),
-                },
-            )?);
+            entries.push(
+                e.finish(
+                    format!("JE-{}", b.billing_id),
+                    b.billed_on,
+                    &b.currency,
+                    b.billing_id.clone(),
+                    match &b.modification_id {
+                        Some(m) => format!("contract {} modified ({m})", b.contract_id),
+                        None => format!("contract {} billed to {}", b.contract_id, b.customer_id),
+                    },
+                )?
+                .for_customer(&b.customer_id),
+            );
         }
-        let mut by_contract: BTreeMap<(&str, &str), EntryBuilder> = BTreeMap::new();
+        let mut by_contract: BTreeMap<(&str, &str), (EntryBuilder, &str)> = BTreeMap::new();
         for row in &self.schedule {
             let Some(deferral) = &row.deferral_account else {
                 continue;
@@ -82,23 +85,26 @@ impl Recognition {
             if row.month != run_month || row.held {
                 continue;
             }
-            let e = by_contract
+            let (e, _) = by_contract
                 .entry((row.contract_id.as_str(), row.currency.as_str()))
-                .or_default();
+                .or_insert_with(|| (EntryBuilder::default(), row.customer_id.as_str()));
             e.debit(deferral, row.amount)?;
             e.credit(&row.revenue_account, row.amount)?;
         }
-        for ((contract_id, currency), e) in by_contract {
-            entries.push(e.finish(
-                format!("JE-REV-{yyyymm}-{contract_id}"),
-                month_end,
-                currency,
-                contract_id.to_string(),
-                format!(
-                    "revenue of contract {contract_id} recognised in {}",
-                    run_month.format("%Y-%m")
-                ),
-            )?);
+        for ((contract_id, currency), (e, customer_id)) in by_contract {
+            entries.push(
+                e.finish(
+                    format!("JE-REV-{yyyymm}-{contract_id}"),
+                    month_end,
+                    currency,
+                    contract_id.to_string(),
+                    format!(
+                        "revenue of contract {contract_id} recognised in {}",
+                        run_month.format("%Y-%m")
+                    ),
+                )?
+                .for_customer(customer_id),
+            );
         }
         entries.retain(|e| !e.postings.is_empty());
         Ok(entries)

@@ -16,8 +16,9 @@ use billrun_accounting::invoicing::{
     CreditScope, Invoicing, OpenCredit, UsageTotals, build_invoices_with_credit,
 };
 use billrun_accounting::ledger::{
-    GlChart, JournalEntry, Payment, credit_memo_entries, hledger_journal, journal_batch,
-    journal_csv, journal_entries, payment_entries, payments,
+    AccountTypes, ErpFile, ErpLayouts, GlAccountType, GlChart, JournalEntry, Payment,
+    beancount_journal, credit_memo_entries, hledger_journal, journal_batch, journal_csv,
+    journal_entries, payment_entries, payments,
 };
 use billrun_accounting::recognition::{
     AccountingTables, ConsumedUsage, ContractBook, Recognition, RecognitionOptions,
@@ -317,8 +318,24 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         options.period
     );
     let journal = journal_batch(&entries)?;
-    let ledger_text = hledger_journal(&entries, &header, &master.chart)?;
+    let types = account_types(&master, &recognition);
+    let ledger_text = hledger_journal(&entries, &header, &types)?;
+    let beancount_text = beancount_journal(&entries, &header, &types)?;
     let csv_bytes = journal_csv(&journal)?;
+    let mut warnings = input_warnings(&inputs);
+    let erp_files = match ErpLayouts::build(&entries, &types)? {
+        ErpLayouts::Files(files) => files,
+        ErpLayouts::NoChart => Vec::new(),
+        ErpLayouts::Unmapped(accounts) => {
+            warnings.push(format!(
+                "the ERP journal layouts (erp/) are not written: {} of the journal's accounts \
+                 have no GL account in gl_accounts ({}); map each with gl_accounts.billrun_account",
+                accounts.len(),
+                accounts.join(", ")
+            ));
+            Vec::new()
+        }
+    };
     outputs.extend(write_outputs(
         &staging,
         &RunTables {
@@ -326,7 +343,9 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
             recognition: &recognition,
             journal: &journal,
             ledger_text: &ledger_text,
+            beancount_text: &beancount_text,
             journal_csv: &csv_bytes,
+            erp_files: &erp_files,
             books: books.as_ref().zip(posted.as_ref()),
         },
         &rejects,
@@ -372,7 +391,7 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         stages: clock.stages,
         rating_order: rated.order_stats,
         books: books.as_ref().map(BooksRun::outcome),
-        warnings: input_warnings(&inputs),
+        warnings,
     };
     if let (Some(b), Some(p)) = (&books, posted)
         && b.posts()
@@ -1186,7 +1205,9 @@ struct RunTables<'a> {
     recognition: &'a Recognition,
     journal: &'a RecordBatch,
     ledger_text: &'a str,
+    beancount_text: &'a str,
     journal_csv: &'a [u8],
+    erp_files: &'a [ErpFile],
     /// With the books: what the run posts (or would).
     books: Option<(&'a BooksRun, &'a Posted)>,
 }
@@ -1203,7 +1224,9 @@ fn write_outputs(
         recognition,
         journal,
         ledger_text,
+        beancount_text,
         journal_csv,
+        erp_files,
         books,
     } = run;
     let mut tables: Vec<(OutputTable, Vec<RecordBatch>)> = vec![
@@ -1278,5 +1301,37 @@ fn write_outputs(
     let mut journal_csv_output = staging.write_file("journal.csv", journal_csv)?;
     journal_csv_output.rows = journal.num_rows() as u64;
     outputs.push(journal_csv_output);
+    outputs.push(staging.write_file("journal.beancount", beancount_text.as_bytes())?);
+    for file in *erp_files {
+        let mut output = staging.write_file(&format!("erp/{}", file.name), &file.bytes)?;
+        output.rows = file.rows;
+        outputs.push(output);
+    }
     Ok(outputs)
+}
+
+/// The type of every account the journal posts to: the chart, then the role billrun
+/// posts an account in (revenue of a product, policy or carve; a deferral), then the
+/// account's top-level name.
+fn account_types<'a>(master: &'a MasterData, recognition: &Recognition) -> AccountTypes<'a> {
+    let mut types = AccountTypes::new(&master.chart);
+    for product_id in master.catalog.products.keys() {
+        types.role(
+            &billrun_accounting::ledger::revenue_account(&master.catalog, product_id),
+            GlAccountType::Revenue,
+        );
+    }
+    for a in &recognition.allocations {
+        types.role(&a.revenue_account, GlAccountType::Revenue);
+        if let Some(deferral) = &a.deferral_account {
+            types.role(deferral, GlAccountType::Liability);
+        }
+    }
+    for s in &recognition.schedule {
+        types.role(&s.revenue_account, GlAccountType::Revenue);
+        if let Some(deferral) = &s.deferral_account {
+            types.role(deferral, GlAccountType::Liability);
+        }
+    }
+    types
 }

@@ -179,6 +179,10 @@ impl Staging {
     /// I/O errors.
     pub fn write_file(&self, relative: &str, contents: &[u8]) -> Result<OutputRecord> {
         let path = self.staging.join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(PipelineError::io(format!("creating {}", parent.display())))?;
+        }
         std::fs::write(&path, contents)
             .map_err(PipelineError::io(format!("writing {}", path.display())))?;
         let (bytes, sha256) = file_digest(&path)?;
