@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use billrun_pipeline::query::{OutputFormat, Report, query, render, report};
+use billrun_pipeline::display::{ResultWriter, Totals, render_batches, write_stream};
+use billrun_pipeline::query::{OutputFormat, Report, query_stream, report};
 use billrun_pipeline::{Progress, RunOptions, run_bill};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -62,16 +63,35 @@ fn write_stdout(text: std::fmt::Arguments<'_>) {
     }
 }
 
+/// `billrun --version`: the version and the commit it was built from (`build.rs`).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BILLRUN_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "billrun",
-    version,
+    version = VERSION,
     about = "Rate usage, invoice customers and export ledgers from CSV/Parquet datasets"
 )]
 struct Cli {
-    /// Print no progress bars.
-    #[arg(long, global = true)]
+    /// Print no progress bars, and log errors only. Results and the run's data warnings
+    /// (also in manifest.json) are still printed.
+    #[arg(short, long, global = true)]
     quiet: bool,
+
+    /// Log more on stderr: -v each stage's time and memory, notifications sent;
+    /// -vv debug detail. `BILLRUN_LOG` (an env-filter, `billrun_pipeline=debug`) overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "quiet")]
+    verbose: u8,
+
+    /// Log lines as text, or as one JSON object per line (for log collectors); with
+    /// json, the run's warnings and the final error are JSON log lines too.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
 
     #[command(subcommand)]
     command: Command,
@@ -146,10 +166,14 @@ enum Command {
     },
     /// Write a synthetic dataset with skewed usage, every pricing model and a few bad rows.
     Generate {
+        /// Customers, in USD, EUR, JPY and KWD, each subscribed to one to three products.
         #[arg(long, default_value_t = 1000)]
         customers: usize,
+        /// Usage events in all, skewed so that a few customers send most of them;
+        /// a few are duplicates or bad rows on purpose.
         #[arg(long, default_value_t = 1_000_000)]
         events: u64,
+        /// Random seed: the same seed and options write the same bytes.
         #[arg(long, default_value_t = 42)]
         seed: u64,
         /// Number of usage files.
@@ -162,6 +186,7 @@ enum Command {
         /// another into one books need ids that do not collide (`--event-id-prefix M03-`).
         #[arg(long, default_value = "")]
         event_id_prefix: String,
+        /// Folder to write the dataset into, one sub-folder per input table.
         #[arg(long)]
         out: PathBuf,
     },
@@ -198,11 +223,17 @@ enum Command {
         #[command(subcommand)]
         command: JobCommand,
     },
-    /// Run SQL over a run's output tables (rated_usage, invoices, invoice_lines, ...).
+    /// Run SQL over a run's output tables (rated_usage, invoices, invoice_lines, ...);
+    /// `SHOW TABLES` lists them. Money is shown at its currency's minor unit. CSV and
+    /// JSON are written as the result is computed, so any size of result can be exported.
     Query {
         /// Output folder of a run.
         #[arg(long)]
         out: PathBuf,
+        /// Also query this dataset's tables (all but usage), as `data.customers`,
+        /// `data.price_plans`, …: a folder or URL, as for `run --data`.
+        #[arg(long)]
+        data: Option<String>,
         /// How to print the result.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
@@ -260,6 +291,56 @@ enum ReportArg {
     TrialBalance,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The log format chosen on the command line, for messages printed outside tracing.
+static LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+fn json_logs() -> bool {
+    LOG_FORMAT.get() == Some(&LogFormat::Json)
+}
+
+/// A warning about the run's data: `billrun: warning: …` on stderr, or a JSON log line.
+fn warn(text: &str) {
+    if json_logs() {
+        tracing::warn!("{text}");
+    } else {
+        eprintln!("billrun: warning: {text}");
+    }
+}
+
+/// Logging on stderr: the level from -q/-v unless `BILLRUN_LOG` says otherwise; colour
+/// only on a terminal (and never with `NO_COLOR`).
+fn init_logging(cli: &Cli) {
+    use std::io::IsTerminal;
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
+    let filter = match std::env::var("BILLRUN_LOG") {
+        Ok(directives) if !directives.trim().is_empty() => {
+            tracing_subscriber::EnvFilter::new(directives)
+        }
+        _ => tracing_subscriber::EnvFilter::new(level),
+    };
+    let _ = LOG_FORMAT.set(cli.log_format);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+            .init(),
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Format {
     Table,
@@ -269,18 +350,19 @@ enum Format {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("BILLRUN_LOG"))
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(&cli);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("billrun: error: {}", error_text(&e));
             let code = e
                 .chain()
                 .find_map(|cause| cause.downcast_ref::<billrun_pipeline::error::PipelineError>())
                 .map_or(2, billrun_pipeline::error::PipelineError::exit_code);
+            if json_logs() {
+                tracing::error!(exit_code = code, "{}", error_text(&e));
+            } else {
+                eprintln!("billrun: error: {}", error_text(&e));
+            }
             ExitCode::from(code)
         }
     }
@@ -330,7 +412,7 @@ fn run(cli: Cli) -> Result<()> {
                 out.display()
             );
             for warning in &manifest.warnings {
-                eprintln!("billrun: warning: {warning}");
+                warn(warning);
             }
             let late = if u.late > 0 {
                 format!(" ({} late, billed as corrections)", u.late)
@@ -430,10 +512,23 @@ fn run(cli: Cli) -> Result<()> {
             today,
         } => import(inbox, dataset, &mapping, notify, today, progress)?,
         Command::Job { command } => job(command)?,
-        Command::Query { out, format, sql } => {
+        Command::Query {
+            out,
+            data,
+            format,
+            sql,
+        } => {
             let runtime = runtime(None)?;
-            let batches = runtime.block_on(query(&out, &sql))?;
-            say!("{}", render(&batches, format.into())?);
+            runtime.block_on(async {
+                let stream = query_stream(&out, data.as_deref(), &sql).await?;
+                let writer = ResultWriter::new(
+                    QuietStdout(std::io::stdout().lock()),
+                    format.into(),
+                    stream.schema(),
+                    Totals::None,
+                );
+                write_stream(stream, writer).await
+            })?;
         }
         Command::Report {
             report: which,
@@ -487,10 +582,46 @@ fn run(cli: Cli) -> Result<()> {
                     runtime.block_on(report(&out, which))?
                 }
             };
-            say!("{}", render(&batches, format.into())?);
+            let totals = match which {
+                ReportArg::TrialBalance => Totals::Columns(&["debit", "credit", "balance"]),
+                ReportArg::DeferredRevenue => Totals::Columns(&["billed", "recognised"]),
+                ReportArg::RevenueWaterfall | ReportArg::ArAging => Totals::AllMoney,
+                ReportArg::InvoiceRegister => {
+                    Totals::Columns(&["total", "paid", "credited", "open"])
+                }
+                ReportArg::Tax => Totals::Columns(&["taxable", "tax"]),
+                ReportArg::InvoiceAccuracy
+                | ReportArg::Dso
+                | ReportArg::Statement
+                | ReportArg::Mrr => Totals::None,
+            };
+            say_raw!("{}", render_batches(&batches, format.into(), totals)?);
         }
     }
     Ok(())
+}
+
+/// Standard output for results written as they come: a closed stdout (`| head`) ends
+/// the process quietly with status 0, as [`say!`] does.
+struct QuietStdout<'a>(std::io::StdoutLock<'a>);
+
+impl std::io::Write for QuietStdout<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        quiet_on_broken_pipe(self.0.write(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        quiet_on_broken_pipe(self.0.flush())
+    }
+}
+
+fn quiet_on_broken_pipe<T>(result: std::io::Result<T>) -> std::io::Result<T> {
+    if let Err(e) = &result
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
+    result
 }
 
 /// Writes `<table>.csv` and `<table>.md` for every input table, and an index.

@@ -30,6 +30,7 @@
 //! sort merged on one thread.
 
 pub mod books;
+pub mod display;
 pub mod error;
 pub mod import;
 pub mod progress;

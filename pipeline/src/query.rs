@@ -22,6 +22,72 @@ pub enum OutputFormat {
 /// # Errors
 /// [`PipelineError::InvalidOption`] when `out` holds no billrun run.
 pub async fn output_session(out: &Path) -> Result<SessionContext> {
+    query_session(out, None).await
+}
+
+/// The schema the dataset's tables are registered in: `data.customers`, `data.products`.
+pub const DATASET_SCHEMA: &str = "data";
+
+/// [`output_session`], and with `data` the dataset's tables beside the outputs, in the
+/// schema `data` (`data.customers`, `data.price_plans`, …): their good rows as the run
+/// validated them, in billrun's types, without the provenance columns. Usage is left
+/// out (it can be billions of rows; the outputs `rated_usage`, `unrated` and `rejects`
+/// hold every event).
+///
+/// # Errors
+/// As [`output_session`]; a dataset that cannot be read.
+pub async fn query_session(out: &Path, data: Option<&str>) -> Result<SessionContext> {
+    let ctx = outputs_session(out).await?;
+    if let Some(location) = data {
+        register_dataset(&ctx, location).await?;
+    }
+    Ok(ctx)
+}
+
+async fn register_dataset(ctx: &SessionContext, location: &str) -> Result<()> {
+    use billrun_schemas::Table;
+    use billrun_schemas::templates::{FILE_INDEX_COLUMN, ROW_NUMBER_COLUMN};
+    let dataset = crate::store::dataset::Dataset::open(location)?;
+    let catalog = ctx.catalog("datafusion").ok_or_else(|| {
+        PipelineError::Internal("the query session has no default catalog".into())
+    })?;
+    catalog.register_schema(
+        DATASET_SCHEMA,
+        std::sync::Arc::new(datafusion::catalog::MemorySchemaProvider::new()),
+    )?;
+    let progress = crate::progress::Progress::hidden();
+    for table in Table::every().filter(|t| *t != Table::Usage) {
+        let loaded = crate::read::load_table(&dataset, table, 0, &progress, None, None).await?;
+        if loaded.files.is_empty() {
+            continue;
+        }
+        let schema = loaded
+            .batches
+            .first()
+            .map_or_else(|| table.schema(), RecordBatch::schema);
+        let keep: Vec<usize> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.name() != FILE_INDEX_COLUMN && f.name() != ROW_NUMBER_COLUMN)
+            .map(|(i, _)| i)
+            .collect();
+        let projected = std::sync::Arc::new(schema.project(&keep)?);
+        let batches = loaded
+            .batches
+            .iter()
+            .map(|b| b.project(&keep))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let mem = datafusion::datasource::MemTable::try_new(projected, vec![batches])?;
+        ctx.register_table(
+            format!("{DATASET_SCHEMA}.{}", table.name()).as_str(),
+            std::sync::Arc::new(mem),
+        )?;
+    }
+    Ok(())
+}
+
+async fn outputs_session(out: &Path) -> Result<SessionContext> {
     if !out.join("manifest.json").is_file() {
         return Err(PipelineError::InvalidOption(format!(
             "`{}` holds no billrun run (no manifest.json); run `billrun run --out {}` first",
@@ -42,6 +108,24 @@ pub async fn output_session(out: &Path) -> Result<SessionContext> {
         }
     }
     Ok(ctx)
+}
+
+/// Runs `sql` against the run in `out` (and the dataset at `data`), its result as a
+/// stream of batches: nothing is held but the batch being written.
+///
+/// # Errors
+/// SQL errors, and those of [`query_session`].
+pub async fn query_stream(
+    out: &Path,
+    data: Option<&str>,
+    sql: &str,
+) -> Result<datafusion::physical_plan::SendableRecordBatchStream> {
+    let ctx = query_session(out, data).await?;
+    let frame = ctx
+        .sql_with_options(sql, read_only())
+        .await
+        .map_err(|e| refused_statement(sql, e))?;
+    Ok(frame.execute_stream().await?)
 }
 
 /// Runs `sql` against the run in `out`.
@@ -87,67 +171,13 @@ fn refused_statement(sql: &str, e: datafusion::error::DataFusionError) -> Pipeli
     e.into()
 }
 
-/// Renders query results.
+/// Renders results held in memory, money at each row's currency minor unit (see
+/// [`crate::display`]).
 ///
 /// # Errors
 /// Encoding errors.
 pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String> {
-    Ok(match format {
-        OutputFormat::Table => arrow::util::pretty::pretty_format_batches(batches)?.to_string(),
-        OutputFormat::Csv => {
-            let mut buffer = Vec::new();
-            {
-                let mut writer = arrow::csv::WriterBuilder::new()
-                    .with_header(true)
-                    .build(&mut buffer);
-                for b in batches {
-                    writer.write(b)?;
-                }
-            }
-            String::from_utf8_lossy(&buffer).into_owned()
-        }
-        OutputFormat::Json => {
-            // Money as strings ("276.1700"), never JSON numbers that readers parse as
-            // binary floats; empty values as null, never a missing field.
-            let as_text: Vec<RecordBatch> = batches
-                .iter()
-                .map(decimals_as_text)
-                .collect::<std::result::Result<_, _>>()?;
-            let mut writer = arrow::json::WriterBuilder::new()
-                .with_explicit_nulls(true)
-                .build::<_, arrow::json::writer::JsonArray>(Vec::new());
-            let refs: Vec<&RecordBatch> = as_text.iter().collect();
-            writer.write_batches(&refs)?;
-            writer.finish()?;
-            String::from_utf8_lossy(&writer.into_inner()).into_owned()
-        }
-    })
-}
-
-/// `batch` with its decimal columns as their exact text.
-fn decimals_as_text(
-    batch: &RecordBatch,
-) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
-    use arrow::datatypes::{DataType, Field, Schema};
-    let mut fields = Vec::with_capacity(batch.num_columns());
-    let mut columns = Vec::with_capacity(batch.num_columns());
-    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-        if matches!(
-            field.data_type(),
-            DataType::Decimal128(..) | DataType::Decimal256(..)
-        ) {
-            fields.push(Field::new(
-                field.name(),
-                DataType::Utf8,
-                field.is_nullable(),
-            ));
-            columns.push(arrow::compute::cast(column, &DataType::Utf8)?);
-        } else {
-            fields.push(field.as_ref().clone());
-            columns.push(std::sync::Arc::clone(column));
-        }
-    }
-    RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns)
+    crate::display::render_batches(batches, format, crate::display::Totals::None)
 }
 
 /// The reports `billrun report` prints, each a query over a run's output tables.

@@ -661,17 +661,32 @@ fn the_ar_aging_report_ages_the_books_on_any_day() {
     assert_eq!(
         succeeded(&output).trim_end(),
         "customer_id,currency,as_of,current,past_due_1_30,past_due_31_60,past_due_61_90,past_due_over_90,total\n\
-         A,USD,2026-12-03,100.0000,40.0000,0.0000,0.0000,0.0000,140.0000\n\
-         B,USD,2026-12-03,3.5000,0.0000,0.0000,0.0000,0.0000,3.5000\n\
-         C,USD,2026-12-03,165.0000,0.0000,0.0000,0.0000,0.0000,165.0000\n\
-         D,USD,2026-12-03,0.0000,90.0000,0.0000,0.0000,0.0000,90.0000"
+         A,USD,2026-12-03,100.00,40.00,0.00,0.00,0.00,140.00\n\
+         B,USD,2026-12-03,3.50,0.00,0.00,0.00,0.00,3.50\n\
+         C,USD,2026-12-03,165.00,0.00,0.00,0.00,0.00,165.00\n\
+         D,USD,2026-12-03,0.00,90.00,0.00,0.00,0.00,90.00"
     );
     // Without --on: as of the last posting, the last run's own ar_aging.
     let last = billrun(&["report", "ar-aging", "--books", b, "--format", "csv"]);
     let mut expected_csv =
         std::fs::read_to_string(repo("data-samples/books/expected/2026-12/ar_aging.csv")).unwrap();
     expected_csv.truncate(expected_csv.trim_end().len());
-    assert_eq!(succeeded(&last).trim_end(), expected_csv);
+    // The table's money (USD, stored at four decimals) as the command line shows it: cents.
+    let at_cents: Vec<String> = expected_csv
+        .lines()
+        .map(|line| {
+            line.split(',')
+                .map(|cell| match cell.split_once('.') {
+                    Some((_, fraction)) if fraction.len() == 4 && fraction.ends_with("00") => {
+                        cell[..cell.len() - 2].to_string()
+                    }
+                    _ => cell.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    assert_eq!(succeeded(&last).trim_end(), at_cents.join("\n"));
 }
 
 /// The reports on the books over the three months, worked by hand from
@@ -703,39 +718,39 @@ fn the_reports_on_the_books_are_exact() {
     assert_eq!(
         report(&["dso"]),
         "period,currency,receivables,invoiced,days,dso,invoiced_3m,days_3m,dso_3m\n\
-         2026-10,USD,355.0000,355.0000,31,31.00,,,\n\
-         2026-11,USD,398.5000,253.5000,30,47.16,,,\n\
-         2026-12,USD,716.5000,468.0000,31,47.46,1076.5000,92,61.23"
+         2026-10,USD,355.00,355.00,31,31.00,,,\n\
+         2026-11,USD,398.50,253.50,30,47.16,,,\n\
+         2026-12,USD,716.50,468.00,31,47.46,1076.50,92,61.23"
     );
     assert_eq!(
         report(&["statement", "--from", "2026-12-01", "--to", "2026-12-31"]),
         "customer_id,currency,date,kind,reference,amount,balance\n\
-         A,USD,2026-12-01,opening,,40.0000,40.0000\n\
-         A,USD,2026-12-01,invoice,INV-202611-A-USD,100.0000,140.0000\n\
-         A,USD,2026-12-05,payment,PAY-3,-150.0000,-10.0000\n\
-         A,USD,2026-12-31,closing,,-10.0000,-10.0000\n\
-         B,USD,2026-12-01,opening,,-20.0000,-20.0000\n\
-         B,USD,2026-12-01,correction,INV-202610-B-USD-C1,0.0000,-20.0000\n\
-         B,USD,2026-12-01,invoice,INV-202611-B-USD,23.5000,3.5000\n\
-         B,USD,2026-12-31,closing,,3.5000,3.5000\n\
-         C,USD,2026-12-01,opening,,0.0000,0.0000\n\
-         C,USD,2026-12-01,correction,INV-202610-C-USD-C1,0.0000,0.0000\n\
-         C,USD,2026-12-01,invoice,INV-202611-C-USD,165.0000,165.0000\n\
-         C,USD,2026-12-31,closing,,165.0000,165.0000\n\
-         D,USD,2026-12-01,opening,,90.0000,90.0000\n\
-         D,USD,2026-12-01,invoice,INV-202611-D-USD,0.0000,90.0000\n\
-         D,USD,2026-12-31,closing,,90.0000,90.0000"
+         A,USD,2026-12-01,opening,,40.00,40.00\n\
+         A,USD,2026-12-01,invoice,INV-202611-A-USD,100.00,140.00\n\
+         A,USD,2026-12-05,payment,PAY-3,-150.00,-10.00\n\
+         A,USD,2026-12-31,closing,,-10.00,-10.00\n\
+         B,USD,2026-12-01,opening,,-20.00,-20.00\n\
+         B,USD,2026-12-01,correction,INV-202610-B-USD-C1,0.00,-20.00\n\
+         B,USD,2026-12-01,invoice,INV-202611-B-USD,23.50,3.50\n\
+         B,USD,2026-12-31,closing,,3.50,3.50\n\
+         C,USD,2026-12-01,opening,,0.00,0.00\n\
+         C,USD,2026-12-01,correction,INV-202610-C-USD-C1,0.00,0.00\n\
+         C,USD,2026-12-01,invoice,INV-202611-C-USD,165.00,165.00\n\
+         C,USD,2026-12-31,closing,,165.00,165.00\n\
+         D,USD,2026-12-01,opening,,90.00,90.00\n\
+         D,USD,2026-12-01,invoice,INV-202611-D-USD,0.00,90.00\n\
+         D,USD,2026-12-31,closing,,90.00,90.00"
     );
     // The whole of D: the credit note is not a line, its 35.00 is in the totals of
     // the invoices that used it (10.00 → 0.00, 30.00 → 5.00).
     assert_eq!(
         report(&["statement", "--customer", "D"]),
         "customer_id,currency,date,kind,reference,amount,balance\n\
-         D,USD,2026-10-01,opening,,0.0000,0.0000\n\
-         D,USD,2026-11-01,invoice,INV-202610-D-USD,90.0000,90.0000\n\
-         D,USD,2026-12-01,invoice,INV-202611-D-USD,0.0000,90.0000\n\
-         D,USD,2027-01-01,invoice,INV-202612-D-USD,5.0000,95.0000\n\
-         D,USD,2027-01-01,closing,,95.0000,95.0000"
+         D,USD,2026-10-01,opening,,0.00,0.00\n\
+         D,USD,2026-11-01,invoice,INV-202610-D-USD,90.00,90.00\n\
+         D,USD,2026-12-01,invoice,INV-202611-D-USD,0.00,90.00\n\
+         D,USD,2027-01-01,invoice,INV-202612-D-USD,5.00,95.00\n\
+         D,USD,2027-01-01,closing,,95.00,95.00"
     );
     // Tax by the month invoices were issued in: B and C in region T at 10 %, A and D
     // without a region. November: B 50.00 / 5.00, C 150.00 / 15.00; A 100, D 90.
@@ -745,20 +760,20 @@ fn the_reports_on_the_books_are_exact() {
     assert_eq!(
         report(&["tax"]),
         "month,currency,tax_region,tax_rate,invoices,taxable,tax\n\
-         2026-11,USD,,,2,190.0000,0.0000\n\
-         2026-11,USD,T,0.100000,2,200.0000,20.0000\n\
-         2026-12,USD,,,3,75.0000,0.0000\n\
-         2026-12,USD,T,0.100000,4,185.0000,18.5000\n\
-         2027-01,USD,,,2,130.0000,0.0000\n\
-         2027-01,USD,T,0.100000,3,330.0000,33.0000"
+         2026-11,USD,,,2,190.00,0.00\n\
+         2026-11,USD,T,0.100000,2,200.00,20.00\n\
+         2026-12,USD,,,3,75.00,0.00\n\
+         2026-12,USD,T,0.100000,4,185.00,18.50\n\
+         2027-01,USD,,,2,130.00,0.00\n\
+         2027-01,USD,T,0.100000,3,330.00,33.00"
     );
     // Only A pays a recurring fee (100.00 a month; C's minimum is not recurring).
     assert_eq!(
         report(&["mrr"]),
         "period,currency,customers,mrr,new,expansion,contraction,churn,arr\n\
-         2026-10,USD,1,100.0000,100.0000,0.0000,0.0000,0.0000,1200.0000\n\
-         2026-11,USD,1,100.0000,0.0000,0.0000,0.0000,0.0000,1200.0000\n\
-         2026-12,USD,1,100.0000,0.0000,0.0000,0.0000,0.0000,1200.0000"
+         2026-10,USD,1,100.00,100.00,0.00,0.00,0.00,1200.00\n\
+         2026-11,USD,1,100.00,0.00,0.00,0.00,0.00,1200.00\n\
+         2026-12,USD,1,100.00,0.00,0.00,0.00,0.00,1200.00"
     );
     // The register on 2026-12-03: November's invoices issued, PAY-3 (12-05) not paid
     // yet; the open amounts are those of the ar-aging report on that day.
@@ -774,17 +789,17 @@ fn the_reports_on_the_books_are_exact() {
     assert_eq!(
         open,
         [
-            "1 INV-202610-A-USD 40.0000 12",
-            "2 INV-202610-B-USD 0.0000 0",
-            "3 INV-202610-C-USD 0.0000 0",
-            "4 INV-202610-D-USD 90.0000 2",
-            "5 INV-202610-B-USD-C1 0.0000 0",
-            "6 INV-202610-C-USD-C1 0.0000 0",
-            "7 INV-202610-D-USD-C1 0.0000 0",
-            "8 INV-202611-A-USD 100.0000 0",
-            "9 INV-202611-B-USD 3.5000 0",
-            "10 INV-202611-C-USD 165.0000 0",
-            "11 INV-202611-D-USD 0.0000 0",
+            "1 INV-202610-A-USD 40.00 12",
+            "2 INV-202610-B-USD 0.00 0",
+            "3 INV-202610-C-USD 0.00 0",
+            "4 INV-202610-D-USD 90.00 2",
+            "5 INV-202610-B-USD-C1 0.00 0",
+            "6 INV-202610-C-USD-C1 0.00 0",
+            "7 INV-202610-D-USD-C1 0.00 0",
+            "8 INV-202611-A-USD 100.00 0",
+            "9 INV-202611-B-USD 3.50 0",
+            "10 INV-202611-C-USD 165.00 0",
+            "11 INV-202611-D-USD 0.00 0",
         ]
     );
 }

@@ -648,7 +648,7 @@ fn the_command_line_runs_and_queries_a_period() {
     );
     assert_eq!(
         String::from_utf8_lossy(&query.stdout),
-        "invoice_id,total\nINV-202610-C001-USD,248.5600\nINV-202610-C013-JPY,4978.0000\n\n"
+        "invoice_id,total\nINV-202610-C001-USD,248.5600\nINV-202610-C013-JPY,4978.0000\n"
     );
 }
 
@@ -694,7 +694,7 @@ fn billrun_query_only_reads_and_prints_headers_strings_and_nulls() {
         "csv",
         "SELECT invoice_id, total FROM invoices WHERE total < 0",
     ]);
-    assert_eq!(String::from_utf8_lossy(&csv.stdout), "invoice_id,total\n\n");
+    assert_eq!(String::from_utf8_lossy(&csv.stdout), "invoice_id,total\n");
     let json = billrun(&[
         "query",
         "--out",
@@ -708,4 +708,258 @@ fn billrun_query_only_reads_and_prints_headers_strings_and_nulls() {
         value,
         serde_json::json!([{"invoice_id": "INV-202610-C001-USD", "total": "248.5600", "corrects_invoice_id": null}])
     );
+}
+
+fn stdout_of(args: &[&str]) -> String {
+    let output = billrun(args);
+    assert!(
+        output.status.success(),
+        "billrun {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Where a row names its currency, money is shown at the currency's minor unit (the
+/// hand-checked totals of `expected/invoices.csv`: 248.56 USD, 4978 JPY, 2.500 KWD),
+/// in every format; a value with digits below the minor unit keeps them all.
+#[test]
+fn query_shows_money_at_the_currency_minor_unit_and_never_rounds() {
+    let out = sample_out();
+    let out = out.to_str().unwrap();
+    let sql = "SELECT invoice_id, currency, total FROM invoices \
+               WHERE customer_id IN ('C001', 'C013', 'C014') ORDER BY invoice_id";
+    assert_eq!(
+        stdout_of(&["query", "--out", out, "--format", "csv", sql]),
+        "invoice_id,currency,total\nINV-202610-C001-USD,USD,248.56\n\
+         INV-202610-C013-JPY,JPY,4978\nINV-202610-C014-KWD,KWD,2.500\n"
+    );
+    let json: serde_json::Value = serde_json::from_str(&stdout_of(&[
+        "query", "--out", out, "--format", "json", sql,
+    ]))
+    .unwrap();
+    assert_eq!(
+        json[1],
+        serde_json::json!({"invoice_id": "INV-202610-C013-JPY", "currency": "JPY", "total": "4978"})
+    );
+    let table = stdout_of(&["query", "--out", out, sql]);
+    assert!(
+        table.contains("| INV-202610-C014-KWD | KWD      | 2.500  |"),
+        "{table}"
+    );
+    // A third of 248.56 has digits below the cent: shown with all four.
+    assert_eq!(
+        stdout_of(&[
+            "query",
+            "--out",
+            out,
+            "--format",
+            "csv",
+            "SELECT currency, CAST(total / 3 AS DECIMAL(38, 4)) AS third FROM invoices WHERE invoice_id = 'INV-202610-C001-USD'",
+        ]),
+        "currency,third\nUSD,82.8533\n"
+    );
+}
+
+/// The trial balance's totals row per currency: debits equal credits, and both equal
+/// the journal table's sums computed here from `journal.csv`.
+#[test]
+fn the_trial_balance_ends_with_a_totals_row_per_currency() {
+    let out = sample_out();
+    let table = stdout_of(&["report", "trial-balance", "--out", out.to_str().unwrap()]);
+    let mut debits: BTreeMap<String, rust_decimal::Decimal> = BTreeMap::new();
+    let journal = read_csv(&out.join("journal.csv"));
+    for row in &journal[..] {
+        // entry_id, date, account, debit, credit, currency, source_id, memo
+        *debits.entry(row[5].clone()).or_default() +=
+            row[3].parse::<rust_decimal::Decimal>().unwrap();
+    }
+    assert_eq!(debits.len(), 4);
+    for (currency, debit) in debits {
+        let minor = match currency.as_str() {
+            "JPY" => 0,
+            "KWD" => 3,
+            _ => 2,
+        };
+        let zero = format!("{:.minor$}", rust_decimal::Decimal::ZERO);
+        let debit = format!("{debit:.minor$}");
+        let line = table
+            .lines()
+            .find(|l| l.starts_with("| total ") && l.contains(&format!("| {currency} ")))
+            .unwrap_or_else(|| panic!("no {currency} totals row:\n{table}"));
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        assert_eq!(
+            cells[3..6],
+            [debit.as_str(), debit.as_str(), zero.as_str()],
+            "{line}"
+        );
+    }
+    // CSV stays one row per account and currency: no totals row.
+    let csv = stdout_of(&[
+        "report",
+        "trial-balance",
+        "--out",
+        out.to_str().unwrap(),
+        "--format",
+        "csv",
+    ]);
+    assert!(!csv.contains("total,"), "{csv}");
+}
+
+/// The dataset's tables are queryable beside the outputs, in the schema `data`.
+#[test]
+fn query_joins_the_outputs_with_the_dataset_tables() {
+    let out = sample_out();
+    let data = sample_input();
+    let text = stdout_of(&[
+        "query",
+        "--out",
+        out.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--format",
+        "csv",
+        "SELECT i.invoice_id, c.name FROM invoices i JOIN data.customers c USING (customer_id) \
+         WHERE i.customer_id = 'C001'",
+    ]);
+    let name = &read_csv(&data.join("customers/customers.csv"))
+        .into_iter()
+        .find(|r| r[0] == "C001")
+        .unwrap()[1];
+    assert_eq!(
+        text,
+        format!("invoice_id,name\nINV-202610-C001-USD,{name}\n")
+    );
+    let tables = stdout_of(&[
+        "query",
+        "--out",
+        out.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--format",
+        "csv",
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'data' ORDER BY 1",
+    ]);
+    assert!(tables.starts_with("table_name\n"), "{tables}");
+    for table in ["customers", "price_plans", "products", "subscriptions"] {
+        assert!(
+            tables.contains(&format!("\n{table}\n")),
+            "{table} missing: {tables}"
+        );
+    }
+    assert!(
+        !tables.contains("\nusage\n"),
+        "usage is not registered: {tables}"
+    );
+}
+
+/// A result of many batches is written as it comes: one header, every row once.
+#[test]
+fn a_large_query_result_streams_every_row_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, out) = (dir.path().join("data"), dir.path().join("out"));
+    billrun_samples::generate(
+        &billrun_samples::GenerateOptions {
+            customers: 100,
+            events: 30_000,
+            seed: 11,
+            out: data.clone(),
+            usage_files: 2,
+            period: (2026, 10),
+            event_id_prefix: String::new(),
+        },
+        &|_| {},
+    )
+    .unwrap();
+    run_generated(&data, &out, None);
+    let csv = stdout_of(&[
+        "query",
+        "--out",
+        out.to_str().unwrap(),
+        "--format",
+        "csv",
+        "SELECT event_id FROM rated_usage ORDER BY event_id",
+    ]);
+    let rated = rows(&out, "SELECT count(*) FROM rated_usage")[0][0]
+        .parse::<usize>()
+        .unwrap();
+    assert!(rated > 20_000, "too few rows to span batches: {rated}");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "event_id");
+    assert_eq!(lines.len(), rated + 1);
+    assert_eq!(lines.iter().filter(|l| **l == "event_id").count(), 1);
+    let json: serde_json::Value = serde_json::from_str(&stdout_of(&[
+        "query",
+        "--out",
+        out.to_str().unwrap(),
+        "--format",
+        "json",
+        "SELECT event_id FROM rated_usage",
+    ]))
+    .unwrap();
+    assert_eq!(json.as_array().unwrap().len(), rated);
+}
+
+#[test]
+fn version_names_the_commit_and_logs_follow_verbosity_and_format() {
+    let version = stdout_of(&["--version"]);
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match head {
+        // Built from this checkout: the commit it was built at (HEAD, unless a commit
+        // landed after the build, which a test run does not do).
+        Some(head) => assert_eq!(
+            version,
+            format!("billrun {} (commit {head})\n", env!("CARGO_PKG_VERSION"))
+        ),
+        None => assert!(version.contains("(commit "), "{version}"),
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let data = sample_input();
+    let verbose = std::process::Command::new(env!("CARGO_BIN_EXE_billrun"))
+        .args([
+            "-v",
+            "--log-format",
+            "json",
+            "run",
+            "--data",
+            data.to_str().unwrap(),
+        ])
+        .args(["--out", out.to_str().unwrap(), "--period", "2026-10"])
+        .env_remove("BILLRUN_LOG")
+        .output()
+        .unwrap();
+    assert!(verbose.status.success());
+    let stderr = String::from_utf8(verbose.stderr).unwrap();
+    let stages: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .filter(|v: &serde_json::Value| v["fields"]["message"] == "stage done")
+        .collect();
+    assert!(
+        stages.iter().any(|v| v["fields"]["stage"] == "rate"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\u{1b}'), "no colour codes off a terminal");
+    let failed = std::process::Command::new(env!("CARGO_BIN_EXE_billrun"))
+        .args([
+            "--log-format",
+            "json",
+            "run",
+            "--data",
+            "/nonexistent/billrun-data",
+        ])
+        .args(["--out", out.to_str().unwrap(), "--period", "2026-10"])
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(65));
+    let line: serde_json::Value = serde_json::from_slice(&failed.stderr).unwrap();
+    assert_eq!(line["level"], "ERROR");
+    assert_eq!(line["fields"]["exit_code"], 65);
 }

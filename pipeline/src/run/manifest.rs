@@ -87,10 +87,18 @@ impl Stopwatch {
 
     pub(super) fn lap(&mut self, stage: &'static str) {
         let now = Instant::now();
+        let seconds = (now - self.started).as_secs_f64();
+        let peak = peak_rss_bytes();
+        tracing::info!(
+            stage,
+            seconds = format!("{seconds:.3}"),
+            peak_rss_mib = peak.map(|b| b / (1 << 20)),
+            "stage done"
+        );
         self.stages.push(StageTime {
             stage,
-            seconds: (now - self.started).as_secs_f64(),
-            peak_rss_bytes: peak_rss_bytes(),
+            seconds,
+            peak_rss_bytes: peak,
         });
         self.started = now;
     }
