@@ -319,7 +319,8 @@ fn init_logging(cli: &Cli) {
     use std::io::IsTerminal;
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
-        (false, 0) => "warn",
+        // A store's retries are said as they happen: a slow S3 is never silent.
+        (false, 0) => "warn,object_store::client::retry=info",
         (false, 1) => "info",
         (false, _) => "debug",
     };

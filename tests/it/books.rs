@@ -86,7 +86,7 @@ fn october_posted(dir: &Path) -> (PathBuf, PathBuf) {
     (books, data)
 }
 
-fn three_periods(books: &str, dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn three_periods(books: &str, dir: &Path) -> Vec<PathBuf> {
     let data = dir.join("data");
     PERIODS
         .iter()

@@ -963,3 +963,36 @@ fn version_names_the_commit_and_logs_follow_verbosity_and_format() {
     assert_eq!(line["level"], "ERROR");
     assert_eq!(line["fields"]["exit_code"], 65);
 }
+
+/// Each input file's `rows_rejected` counts every reject of its rows, those of the rules
+/// across rows (the sample's two repeated event ids) included: per table they sum to
+/// `rejects_by_table`, and the sample's 10 rejects are all accounted for.
+#[test]
+fn manifest_rejects_per_file_add_up_to_rejects_by_table() {
+    for out in [sample_out(), crate::revenue::revenue_out()] {
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+        let mut per_table: BTreeMap<String, u64> = BTreeMap::new();
+        for input in manifest["inputs"].as_array().unwrap() {
+            let n = input["rows_rejected"].as_u64().unwrap();
+            if n > 0 {
+                *per_table
+                    .entry(input["table"].as_str().unwrap().to_string())
+                    .or_default() += n;
+            }
+        }
+        let by_table: BTreeMap<String, u64> =
+            serde_json::from_value(manifest["rejects_by_table"].clone()).unwrap();
+        assert_eq!(per_table, by_table, "{}", out.display());
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sample_out().join("manifest.json")).unwrap())
+            .unwrap();
+    let total: u64 = manifest["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["rows_rejected"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 10);
+}

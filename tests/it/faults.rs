@@ -7,6 +7,17 @@ use std::path::Path;
 use crate::common::repo;
 
 fn run_into(out: &Path, period: &str, failpoint: Option<&str>) -> std::process::Output {
+    run_with(out, period, failpoint, false)
+}
+
+/// A run into `out`; with `without_exchange`, published as on a system without an
+/// atomic exchange of folders (the move-aside fallback).
+fn run_with(
+    out: &Path,
+    period: &str,
+    failpoint: Option<&str>,
+    without_exchange: bool,
+) -> std::process::Output {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_billrun"));
     command.arg("--quiet").args([
         "run",
@@ -19,6 +30,9 @@ fn run_into(out: &Path, period: &str, failpoint: Option<&str>) -> std::process::
     ]);
     if let Some(failpoint) = failpoint {
         command.env("BILLRUN_FAILPOINT", failpoint);
+    }
+    if without_exchange {
+        command.env("BILLRUN_PUBLISH_WITHOUT_EXCHANGE", "1");
     }
     command.output().unwrap()
 }
@@ -139,4 +153,89 @@ fn the_scratch_folder_of_a_killed_run_is_removed_by_the_next_run() {
     assert!(!dead.exists());
     // The run's own scratch went with it.
     assert!(names_in(&tmp).is_empty(), "{:?}", names_in(&tmp));
+}
+
+/// Where folders cannot be exchanged atomically, publishing moves the old run aside,
+/// then the new one in: killed between the two, `out` is briefly absent (a reader that
+/// finds no manifest.json tries again), and the next run puts the old run back before
+/// it publishes its own; without a kill, the old run is replaced and nothing is left.
+#[test]
+fn the_move_aside_fallback_is_restored_after_a_kill_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    assert!(run_with(&out, "2026-10", None, true).status.success());
+    assert!(run_with(&out, "2026-11", None, true).status.success());
+    assert_eq!(period_in(&out).as_deref(), Some("2026-11"));
+    assert_eq!(names_in(dir.path()), ["out"]);
+
+    let killed = run_with(&out, "2026-10", Some("publish_aside"), true);
+    assert!(!killed.status.success(), "not killed");
+    assert!(!out.exists(), "killed between the renames, `out` is aside");
+    let left = names_in(dir.path());
+    assert!(
+        left.iter().any(|n| n.starts_with(".out.old-")),
+        "the previous run is kept aside: {left:?}"
+    );
+    // The next run puts the old run back first, even one killed before it publishes.
+    let again = run_with(&out, "2026-12", Some("publish_before"), true);
+    assert!(!again.status.success());
+    assert_eq!(period_in(&out).as_deref(), Some("2026-11"), "restored");
+    let last = run_with(&out, "2026-12", None, true);
+    assert!(
+        last.status.success(),
+        "{}",
+        String::from_utf8_lossy(&last.stderr)
+    );
+    assert_eq!(period_in(&out).as_deref(), Some("2026-12"));
+    assert_eq!(names_in(dir.path()), ["out"]);
+}
+
+/// An S3 endpoint that accepts connections and never answers: the run does not hang in
+/// silence. Each request gives up after `BILLRUN_S3_TIMEOUT`, each retry is logged as
+/// it happens, and after the retries the run fails as an I/O fault (74) naming the store.
+#[test]
+fn an_s3_endpoint_that_never_answers_fails_after_the_configured_retries_said_on_stderr() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accept and hold every connection, reading nothing and answering nothing.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_billrun"))
+        .args([
+            "run",
+            "--data",
+            "s3://silent-bucket/data",
+            "--period",
+            "2026-10",
+        ])
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .env("AWS_ENDPOINT", format!("http://127.0.0.1:{port}"))
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("BILLRUN_S3_TIMEOUT", "1")
+        .env("BILLRUN_S3_RETRIES", "2")
+        .env("BILLRUN_S3_RETRY_TIMEOUT", "30")
+        .env_remove("BILLRUN_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(74), "{stderr}");
+    assert!(
+        stderr.contains("retry 1 of 2") && stderr.contains("retry 2 of 2"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("billrun: error: "), "{stderr}");
+    // Not the 3 minutes of object_store's defaults: 3 requests of 1 s and two backoffs
+    // (a guard against hanging, with room for a slow machine, not a speed target).
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    assert!(!dir.path().join("out").exists());
 }

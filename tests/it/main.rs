@@ -8,5 +8,7 @@ mod e2e;
 mod faults;
 mod import;
 mod ledgers;
+mod mutations;
+mod readers;
 mod revenue;
 mod workflow;

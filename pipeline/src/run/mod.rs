@@ -35,7 +35,7 @@ use crate::error::{PipelineError, Result};
 use crate::progress::Progress;
 use crate::rating::order::{Limits, RatingOrderStats, SubscriptionRanges};
 use crate::rating::{self, Deduped, SegmentLookup, StreamingAttribution};
-use crate::read::{LoadedTable, UsageSpill, load_table};
+use crate::read::{InputRecord, LoadedTable, UsageSpill, load_table};
 use crate::store::dataset::Dataset;
 use crate::store::scratch::Scratch;
 use crate::write::{OutputRecord, Staging};
@@ -382,11 +382,7 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
             .map(|(c, t)| (c, t.to_string()))
             .collect(),
         rejects_by_table,
-        inputs: inputs
-            .loaded
-            .values()
-            .flat_map(|t| t.files.iter().cloned())
-            .collect(),
+        inputs: inputs_with_rejects(&inputs, &rejects),
         outputs,
         stages: clock.stages,
         rating_order: rated.order_stats,
@@ -1308,6 +1304,27 @@ fn write_outputs(
         outputs.push(output);
     }
     Ok(outputs)
+}
+
+/// The manifest's inputs, each file's `rows_rejected` counting every reject of its rows:
+/// those of validation and those of the rules across rows and tables (a repeated
+/// event_id, a subscription of an unknown plan), so that they sum per table to
+/// `rejects_by_table`.
+fn inputs_with_rejects(inputs: &Inputs, rejects: &[Reject]) -> Vec<InputRecord> {
+    let mut by_file: BTreeMap<&str, u64> = BTreeMap::new();
+    for r in rejects {
+        *by_file.entry(r.source_file.as_str()).or_default() += 1;
+    }
+    inputs
+        .loaded
+        .values()
+        .flat_map(|t| t.files.iter())
+        .map(|f| {
+            let mut f = f.clone();
+            f.rows_rejected = by_file.get(f.file.as_str()).copied().unwrap_or(0);
+            f
+        })
+        .collect()
 }
 
 /// The type of every account the journal posts to: the chart, then the role billrun

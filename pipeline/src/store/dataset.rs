@@ -164,6 +164,74 @@ struct RawImportRecord {
     loaded_on: Option<String>,
 }
 
+/// How long billrun waits on an S3-compatible store, from the environment (seconds):
+/// `BILLRUN_S3_TIMEOUT` per request (default 30), `BILLRUN_S3_CONNECT_TIMEOUT` to
+/// connect (5), `BILLRUN_S3_RETRIES` attempts after a failure (3, with exponential
+/// backoff) and `BILLRUN_S3_RETRY_TIMEOUT` for a request and its retries in all (60).
+/// object_store's own defaults (10 retries within 3 minutes) left a store that accepts
+/// and never answers hanging for minutes; each retry is logged (at the default level).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct S3Patience {
+    pub timeout: std::time::Duration,
+    pub connect_timeout: std::time::Duration,
+    pub retries: usize,
+    pub retry_timeout: std::time::Duration,
+}
+
+impl S3Patience {
+    /// The settings of the environment.
+    ///
+    /// # Errors
+    /// A variable that is not a whole number of seconds (or retries), named.
+    pub fn from_env() -> std::result::Result<Self, String> {
+        let read = |name: &str, default: u64| -> std::result::Result<u64, String> {
+            match std::env::var(name) {
+                Err(_) => Ok(default),
+                Ok(text) => text.trim().parse::<u64>().map_err(|_| {
+                    format!("{name}=`{text}` is not a whole number (of seconds, or of retries)")
+                }),
+            }
+        };
+        let secs = std::time::Duration::from_secs;
+        Ok(Self {
+            timeout: secs(read("BILLRUN_S3_TIMEOUT", 30)?),
+            connect_timeout: secs(read("BILLRUN_S3_CONNECT_TIMEOUT", 5)?),
+            retries: read("BILLRUN_S3_RETRIES", 3)? as usize,
+            retry_timeout: secs(read("BILLRUN_S3_RETRY_TIMEOUT", 60)?),
+        })
+    }
+}
+
+/// An S3 store for `url` with billrun's [`S3Patience`] and the `AWS_*` settings.
+fn s3_store(
+    url: &url::Url,
+    settings: impl Iterator<Item = (String, String)>,
+) -> std::result::Result<(Box<dyn ObjectStore>, Path), String> {
+    use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+    let patience = S3Patience::from_env()?;
+    let client = object_store::ClientOptions::new()
+        .with_timeout(patience.timeout)
+        .with_connect_timeout(patience.connect_timeout);
+    let retry = object_store::RetryConfig {
+        max_retries: patience.retries,
+        retry_timeout: patience.retry_timeout,
+        ..Default::default()
+    };
+    // Client options first: `AWS_ALLOW_HTTP` and the like are set on top of them.
+    let mut builder = AmazonS3Builder::new()
+        .with_client_options(client)
+        .with_retry(retry)
+        .with_url(url.as_str());
+    for (key, value) in settings {
+        if let Ok(key) = key.parse::<AmazonS3ConfigKey>() {
+            builder = builder.with_config(key, value);
+        }
+    }
+    let store = builder.build().map_err(|e| e.to_string())?;
+    let root = Path::from_url_path(url.path()).map_err(|e| e.to_string())?;
+    Ok((Box::new(store), root))
+}
+
 impl Dataset {
     /// Opens a dataset from a local path or a URL (`file:///x`).
     ///
@@ -186,12 +254,15 @@ impl Dataset {
         let settings = std::env::vars()
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .filter(|(k, _)| k.starts_with("aws_"));
-        let (store, root) = object_store::parse_url_opts(&url, settings).map_err(|e| {
-            PipelineError::DatasetLocation {
-                location: location.to_string(),
-                reason: e.to_string(),
-            }
-        })?;
+        let unusable = |reason: String| PipelineError::DatasetLocation {
+            location: location.to_string(),
+            reason,
+        };
+        let (store, root) = if matches!(url.scheme(), "s3" | "s3a") {
+            s3_store(&url, settings).map_err(unusable)?
+        } else {
+            object_store::parse_url_opts(&url, settings).map_err(|e| unusable(e.to_string()))?
+        };
         Ok(Self {
             store: Arc::from(store),
             root,
