@@ -69,29 +69,41 @@ pub fn money_for_display(batch: &RecordBatch) -> Result<RecordBatch> {
     let Some(currency) = currency_column(batch) else {
         return Ok(batch.clone());
     };
-    let schema = batch.schema();
-    if !schema.fields().iter().any(|f| is_money(f)) {
+    if !batch.schema().fields().iter().any(|f| is_money(f)) {
         return Ok(batch.clone());
     }
+    as_text_where(batch, is_money, |column| {
+        let values = column.as_primitive::<Decimal128Type>();
+        let text: StringArray = (0..values.len())
+            .map(|i| {
+                (!values.is_null(i)).then(|| {
+                    let c = (!currency.is_null(i)).then(|| currency.value(i));
+                    money_text(values.value(i), c)
+                })
+            })
+            .collect();
+        Ok(Arc::new(text))
+    })
+}
+
+/// `batch` with each column whose field passes `which` replaced by the text `to_text`
+/// makes of it; other columns as they are.
+fn as_text_where(
+    batch: &RecordBatch,
+    which: impl Fn(&Field) -> bool,
+    to_text: impl Fn(&ArrayRef) -> Result<ArrayRef>,
+) -> Result<RecordBatch> {
+    let schema = batch.schema();
     let mut fields = Vec::with_capacity(batch.num_columns());
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
     for (field, column) in schema.fields().iter().zip(batch.columns()) {
-        if is_money(field) {
-            let values = column.as_primitive::<Decimal128Type>();
-            let text: StringArray = (0..values.len())
-                .map(|i| {
-                    (!values.is_null(i)).then(|| {
-                        let c = (!currency.is_null(i)).then(|| currency.value(i));
-                        money_text(values.value(i), c)
-                    })
-                })
-                .collect();
+        if which(field) {
             fields.push(Field::new(
                 field.name(),
                 DataType::Utf8,
                 field.is_nullable(),
             ));
-            columns.push(Arc::new(text));
+            columns.push(to_text(column)?);
         } else {
             fields.push(field.as_ref().clone());
             columns.push(Arc::clone(column));
@@ -358,28 +370,16 @@ fn write_error(source: std::io::Error) -> PipelineError {
 /// `batch` with its decimal columns as their exact text (JSON money as strings, never
 /// numbers that readers parse as binary floats).
 fn decimals_as_text(batch: &RecordBatch) -> Result<RecordBatch> {
-    let mut fields = Vec::with_capacity(batch.num_columns());
-    let mut columns = Vec::with_capacity(batch.num_columns());
-    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-        if matches!(
-            field.data_type(),
-            DataType::Decimal128(..) | DataType::Decimal256(..)
-        ) {
-            fields.push(Field::new(
-                field.name(),
-                DataType::Utf8,
-                field.is_nullable(),
-            ));
-            columns.push(arrow::compute::cast(column, &DataType::Utf8)?);
-        } else {
-            fields.push(field.as_ref().clone());
-            columns.push(Arc::clone(column));
-        }
-    }
-    Ok(RecordBatch::try_new(
-        Arc::new(Schema::new(fields)),
-        columns,
-    )?)
+    as_text_where(
+        batch,
+        |f| {
+            matches!(
+                f.data_type(),
+                DataType::Decimal128(..) | DataType::Decimal256(..)
+            )
+        },
+        |column| Ok(arrow::compute::cast(column, &DataType::Utf8)?),
+    )
 }
 
 /// Writes every batch of `stream` through `writer`, as they come.

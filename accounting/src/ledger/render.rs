@@ -92,10 +92,7 @@ pub fn hledger_journal(
     header: &str,
     types: &AccountTypes<'_>,
 ) -> Result<String> {
-    let mut out = String::new();
-    for line in header.lines() {
-        let _ = writeln!(out, "; {line}");
-    }
+    let mut out = comment_lines(header);
     out.push('\n');
     for (currency, minor) in commodities(entries)? {
         let _ = writeln!(out, "commodity {currency}");
@@ -161,10 +158,7 @@ pub fn beancount_journal(
     header: &str,
     types: &AccountTypes<'_>,
 ) -> Result<String> {
-    let mut out = String::new();
-    for line in header.lines() {
-        let _ = writeln!(out, "; {line}");
-    }
+    let mut out = comment_lines(header);
     let Some(opened) = entries.iter().map(|e| e.date).min() else {
         return Ok(out);
     };
@@ -203,6 +197,15 @@ pub fn beancount_journal(
         }
     }
     Ok(out)
+}
+
+/// `header`, each line a `;` comment (hledger, ledger and beancount alike).
+fn comment_lines(header: &str) -> String {
+    let mut out = String::new();
+    for line in header.lines() {
+        let _ = writeln!(out, "; {line}");
+    }
+    out
 }
 
 /// Each account's beancount name; two billrun accounts that would get one name (they
