@@ -332,7 +332,13 @@ fn the_manifest_lists_inputs_and_outputs_with_hashes() {
             .map(|s| s["peak_rss_bytes"].as_u64().expect("peak_rss_bytes"))
             .collect();
         assert!(peaks[0] > 0);
-        assert!(peaks.windows(2).all(|w| w[0] <= w[1]), "{peaks:?}");
+        // The kernel counts resident pages per thread and folds them in lazily (up to
+        // 64 pages a thread), so two readings may differ by a little either way: allow
+        // 4 MiB, far below what any stage allocates.
+        assert!(
+            peaks.windows(2).all(|w| w[0] <= w[1] + (4 << 20)),
+            "{peaks:?}"
+        );
     }
 }
 

@@ -18,7 +18,10 @@ pub use chart::{AccountTypes, GlAccount, GlAccountType, GlChart};
 pub use entries::{credit_memo_entries, journal_entries, payment_entries};
 pub use erp::{ErpFile, ErpLayouts};
 pub use payments::{Payment, payments};
-pub use render::{beancount_journal, beancount_name, hledger_journal, journal_batch, journal_csv};
+pub use render::{
+    beancount_journal, beancount_name, hledger_journal, journal_batch, journal_csv,
+    write_beancount_journal,
+};
 
 use billrun_engine::checked;
 use chrono::NaiveDate;

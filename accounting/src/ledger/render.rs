@@ -158,16 +158,33 @@ pub fn beancount_journal(
     header: &str,
     types: &AccountTypes<'_>,
 ) -> Result<String> {
-    let mut out = comment_lines(header);
+    let mut out = String::new();
+    write_beancount_journal(&mut out, entries, header, types)?;
+    Ok(out)
+}
+
+/// [`beancount_journal`], written into `out` as it is rendered (a file of a million
+/// customers' entries is hundreds of megabytes: never held whole). Errors of `out`
+/// itself are the writer's to keep and report.
+///
+/// # Errors
+/// As [`hledger_journal`].
+pub fn write_beancount_journal(
+    out: &mut impl std::fmt::Write,
+    entries: &[JournalEntry],
+    header: &str,
+    types: &AccountTypes<'_>,
+) -> Result<()> {
+    let _ = out.write_str(&comment_lines(header));
     let Some(opened) = entries.iter().map(|e| e.date).min() else {
-        return Ok(out);
+        return Ok(());
     };
-    out.push('\n');
+    let _ = out.write_char('\n');
     for (currency, minor) in commodities(entries)? {
         let _ = writeln!(out, "{opened} commodity {currency}");
         let _ = writeln!(out, "  minor_units: {minor}");
     }
-    out.push('\n');
+    let _ = out.write_char('\n');
     let names = beancount_names(entries, types)?;
     for (account, name) in &names {
         let _ = writeln!(out, "{opened} open {name}");
@@ -196,7 +213,7 @@ pub fn beancount_journal(
             );
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// `header`, each line a `;` comment (hledger, ledger and beancount alike).

@@ -17,8 +17,8 @@ use billrun_accounting::invoicing::{
 };
 use billrun_accounting::ledger::{
     AccountTypes, ErpFile, ErpLayouts, GlAccountType, GlChart, JournalEntry, Payment,
-    beancount_journal, credit_memo_entries, hledger_journal, journal_batch, journal_csv,
-    journal_entries, payment_entries, payments,
+    credit_memo_entries, hledger_journal, journal_batch, journal_csv, journal_entries,
+    payment_entries, payments, write_beancount_journal,
 };
 use billrun_accounting::recognition::{
     AccountingTables, ConsumedUsage, ContractBook, Recognition, RecognitionOptions,
@@ -320,7 +320,6 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
     let journal = journal_batch(&entries)?;
     let types = account_types(&master, &recognition);
     let ledger_text = hledger_journal(&entries, &header, &types)?;
-    let beancount_text = beancount_journal(&entries, &header, &types)?;
     let csv_bytes = journal_csv(&journal)?;
     let mut warnings = input_warnings(&inputs);
     let erp_files = match ErpLayouts::build(&entries, &types)? {
@@ -343,7 +342,7 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
             recognition: &recognition,
             journal: &journal,
             ledger_text: &ledger_text,
-            beancount_text: &beancount_text,
+            beancount: (&entries, &header, &types),
             journal_csv: &csv_bytes,
             erp_files: &erp_files,
             books: books.as_ref().zip(posted.as_ref()),
@@ -1201,7 +1200,9 @@ struct RunTables<'a> {
     recognition: &'a Recognition,
     journal: &'a RecordBatch,
     ledger_text: &'a str,
-    beancount_text: &'a str,
+    /// The entries, header and account types `journal.beancount` is rendered from, as
+    /// it is written.
+    beancount: (&'a [JournalEntry], &'a str, &'a AccountTypes<'a>),
     journal_csv: &'a [u8],
     erp_files: &'a [ErpFile],
     /// With the books: what the run posts (or would).
@@ -1220,7 +1221,7 @@ fn write_outputs(
         recognition,
         journal,
         ledger_text,
-        beancount_text,
+        beancount,
         journal_csv,
         erp_files,
         books,
@@ -1297,7 +1298,10 @@ fn write_outputs(
     let mut journal_csv_output = staging.write_file("journal.csv", journal_csv)?;
     journal_csv_output.rows = journal.num_rows() as u64;
     outputs.push(journal_csv_output);
-    outputs.push(staging.write_file("journal.beancount", beancount_text.as_bytes())?);
+    let (entries, header, types) = *beancount;
+    outputs.push(staging.write_text("journal.beancount", |out| {
+        Ok(write_beancount_journal(out, entries, header, types)?)
+    })?);
     for file in *erp_files {
         let mut output = staging.write_file(&format!("erp/{}", file.name), &file.bytes)?;
         output.rows = file.rows;

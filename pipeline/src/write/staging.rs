@@ -195,6 +195,40 @@ impl Staging {
         })
     }
 
+    /// Writes the text `render` writes into a file of the staging folder, through a
+    /// buffer: a rendering of hundreds of megabytes is never held whole.
+    ///
+    /// # Errors
+    /// I/O errors, and those of `render`.
+    pub fn write_text(
+        &self,
+        relative: &str,
+        render: impl FnOnce(&mut TextFile) -> Result<()>,
+    ) -> Result<OutputRecord> {
+        let path = self.staging.join(relative);
+        let io = |e| PipelineError::io(format!("writing {}", path.display()))(e);
+        let file = std::fs::File::create(&path).map_err(io)?;
+        let mut text = TextFile {
+            out: std::io::BufWriter::with_capacity(1 << 20, file),
+            error: None,
+        };
+        render(&mut text)?;
+        if let Some(e) = text.error.take() {
+            return Err(io(e));
+        }
+        use std::io::Write as _;
+        text.out.flush().map_err(io)?;
+        drop(text);
+        let (bytes, sha256) = file_digest(&path)?;
+        Ok(OutputRecord {
+            table: relative.to_string(),
+            file: relative.to_string(),
+            rows: 0,
+            bytes,
+            sha256,
+        })
+    }
+
     /// Moves the staging folder into place. A previous run's output is swapped out and
     /// removed; readers see the old run or the new one, never a mix.
     ///
@@ -224,6 +258,27 @@ impl Staging {
         }
         self.published = true;
         Ok(self.target.clone())
+    }
+}
+
+/// A file of the staging folder written as text (`std::fmt::Write`), buffered; the
+/// first I/O error is kept for [`Staging::write_text`] to report.
+#[derive(Debug)]
+pub struct TextFile {
+    out: std::io::BufWriter<std::fs::File>,
+    error: Option<std::io::Error>,
+}
+
+impl std::fmt::Write for TextFile {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        use std::io::Write as _;
+        if self.error.is_some() {
+            return Err(std::fmt::Error);
+        }
+        self.out.write_all(s.as_bytes()).map_err(|e| {
+            self.error = Some(e);
+            std::fmt::Error
+        })
     }
 }
 
