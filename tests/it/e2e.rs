@@ -817,17 +817,22 @@ fn the_trial_balance_ends_with_a_totals_row_per_currency() {
 fn query_joins_the_outputs_with_the_dataset_tables() {
     let out = sample_out();
     let data = sample_input();
-    let text = stdout_of(&[
-        "query",
-        "--out",
-        out.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--format",
-        "csv",
+    let query = |sql: &str| {
+        stdout_of(&[
+            "query",
+            "--out",
+            out.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--format",
+            "csv",
+            sql,
+        ])
+    };
+    let text = query(
         "SELECT i.invoice_id, c.name FROM invoices i JOIN data.customers c USING (customer_id) \
          WHERE i.customer_id = 'C001'",
-    ]);
+    );
     let name = &read_csv(&data.join("customers/customers.csv"))
         .into_iter()
         .find(|r| r[0] == "C001")
@@ -836,16 +841,9 @@ fn query_joins_the_outputs_with_the_dataset_tables() {
         text,
         format!("invoice_id,name\nINV-202610-C001-USD,{name}\n")
     );
-    let tables = stdout_of(&[
-        "query",
-        "--out",
-        out.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--format",
-        "csv",
+    let tables = query(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'data' ORDER BY 1",
-    ]);
+    );
     assert!(tables.starts_with("table_name\n"), "{tables}");
     for table in ["customers", "price_plans", "products", "subscriptions"] {
         assert!(

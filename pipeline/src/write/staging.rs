@@ -185,14 +185,7 @@ impl Staging {
         }
         std::fs::write(&path, contents)
             .map_err(PipelineError::io(format!("writing {}", path.display())))?;
-        let (bytes, sha256) = file_digest(&path)?;
-        Ok(OutputRecord {
-            table: relative.to_string(),
-            file: relative.to_string(),
-            rows: 0,
-            bytes,
-            sha256,
-        })
+        file_record(relative, &path)
     }
 
     /// Writes the text `render` writes into a file of the staging folder, through a
@@ -219,14 +212,7 @@ impl Staging {
         use std::io::Write as _;
         text.out.flush().map_err(io)?;
         drop(text);
-        let (bytes, sha256) = file_digest(&path)?;
-        Ok(OutputRecord {
-            table: relative.to_string(),
-            file: relative.to_string(),
-            rows: 0,
-            bytes,
-            sha256,
-        })
+        file_record(relative, &path)
     }
 
     /// Moves the staging folder into place. A previous run's output is swapped out and
@@ -259,6 +245,18 @@ impl Staging {
         self.published = true;
         Ok(self.target.clone())
     }
+}
+
+/// The manifest's record of a file written whole (not a table): its size and SHA-256.
+fn file_record(relative: &str, path: &Path) -> Result<OutputRecord> {
+    let (bytes, sha256) = file_digest(path)?;
+    Ok(OutputRecord {
+        table: relative.to_string(),
+        file: relative.to_string(),
+        rows: 0,
+        bytes,
+        sha256,
+    })
 }
 
 /// A file of the staging folder written as text (`std::fmt::Write`), buffered; the
