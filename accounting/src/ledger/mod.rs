@@ -20,7 +20,7 @@ pub use erp::{ErpFile, ErpLayouts};
 pub use payments::{Payment, payments};
 pub use render::{
     beancount_journal, beancount_name, hledger_journal, journal_batch, journal_csv,
-    write_beancount_journal,
+    write_beancount_journal, write_hledger_journal, write_journal_csv,
 };
 
 use billrun_engine::checked;

@@ -68,13 +68,20 @@ pub fn journal_batch(entries: &[JournalEntry]) -> Result<RecordBatch> {
 /// Encoding errors.
 pub fn journal_csv(batch: &RecordBatch) -> Result<Vec<u8>> {
     let mut buffer = Vec::new();
-    {
-        let mut writer = arrow::csv::WriterBuilder::new()
-            .with_header(true)
-            .build(&mut buffer);
-        writer.write(batch)?;
-    }
+    write_journal_csv(&mut buffer, batch)?;
     Ok(buffer)
+}
+
+/// [`journal_csv`], written into `out`.
+///
+/// # Errors
+/// Encoding errors and those of `out`.
+pub fn write_journal_csv(out: &mut impl std::io::Write, batch: &RecordBatch) -> Result<()> {
+    let mut writer = arrow::csv::WriterBuilder::new()
+        .with_header(true)
+        .build(out);
+    writer.write(batch)?;
+    Ok(())
 }
 
 /// The entries as a plain-text double-entry journal that hledger (`check --strict`) and
@@ -92,8 +99,24 @@ pub fn hledger_journal(
     header: &str,
     types: &AccountTypes<'_>,
 ) -> Result<String> {
-    let mut out = comment_lines(header);
-    out.push('\n');
+    let mut out = String::new();
+    write_hledger_journal(&mut out, entries, header, types)?;
+    Ok(out)
+}
+
+/// [`hledger_journal`], written into `out` as it is rendered (never held whole). Errors
+/// of `out` itself are the writer's to keep and report.
+///
+/// # Errors
+/// As [`hledger_journal`].
+pub fn write_hledger_journal(
+    out: &mut impl std::fmt::Write,
+    entries: &[JournalEntry],
+    header: &str,
+    types: &AccountTypes<'_>,
+) -> Result<()> {
+    let _ = out.write_str(&comment_lines(header));
+    let _ = out.write_char('\n');
     for (currency, minor) in commodities(entries)? {
         let _ = writeln!(out, "commodity {currency}");
         // ledger reads no format without decimals as hledger wants it (`1000. JPY`),
@@ -104,7 +127,7 @@ pub fn hledger_journal(
             let _ = writeln!(out, "    format {sample} {currency}");
         }
     }
-    out.push('\n');
+    let _ = out.write_char('\n');
     for account in accounts(entries) {
         let kind = typed(types, account)?;
         let _ = writeln!(out, "account {account}");
@@ -140,7 +163,7 @@ pub fn hledger_journal(
             );
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The entries as a beancount ledger that `bean-check` accepts: every account opened

@@ -17,8 +17,8 @@ use billrun_accounting::invoicing::{
 };
 use billrun_accounting::ledger::{
     AccountTypes, ErpFile, ErpLayouts, GlAccountType, GlChart, JournalEntry, Payment,
-    credit_memo_entries, hledger_journal, journal_batch, journal_csv, journal_entries,
-    payment_entries, payments, write_beancount_journal,
+    credit_memo_entries, journal_batch, journal_entries, payment_entries, payments,
+    write_beancount_journal, write_hledger_journal, write_journal_csv,
 };
 use billrun_accounting::recognition::{
     AccountingTables, ConsumedUsage, ContractBook, Recognition, RecognitionOptions,
@@ -319,8 +319,6 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
     );
     let journal = journal_batch(&entries)?;
     let types = account_types(&master, &recognition);
-    let ledger_text = hledger_journal(&entries, &header, &types)?;
-    let csv_bytes = journal_csv(&journal)?;
     let mut warnings = input_warnings(&inputs);
     let erp_files = match ErpLayouts::build(&entries, &types)? {
         ErpLayouts::Files(files) => files,
@@ -341,9 +339,7 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
             invoicing: &invoicing,
             recognition: &recognition,
             journal: &journal,
-            ledger_text: &ledger_text,
-            beancount: (&entries, &header, &types),
-            journal_csv: &csv_bytes,
+            rendering: (&entries, &header, &types),
             erp_files: &erp_files,
             books: books.as_ref().zip(posted.as_ref()),
         },
@@ -498,8 +494,10 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
             applications: p.applications,
             payments: p.payments,
             state,
-            journal_ledger: ledger_text,
-            journal_csv: csv_bytes,
+            journal_ledger: std::fs::read_to_string(staging.path().join("journal.ledger"))
+                .map_err(PipelineError::io("reading the staged journal.ledger"))?,
+            journal_csv: std::fs::read(staging.path().join("journal.csv"))
+                .map_err(PipelineError::io("reading the staged journal.csv"))?,
             rated_usage: bytes::Bytes::from(rated_usage),
             rated_usage_late,
             usage_totals,
@@ -1199,11 +1197,10 @@ struct RunTables<'a> {
     invoicing: &'a Invoicing,
     recognition: &'a Recognition,
     journal: &'a RecordBatch,
-    ledger_text: &'a str,
-    /// The entries, header and account types `journal.beancount` is rendered from, as
-    /// it is written.
-    beancount: (&'a [JournalEntry], &'a str, &'a AccountTypes<'a>),
-    journal_csv: &'a [u8],
+    /// The entries, header and account types `journal.ledger` and `journal.beancount`
+    /// are rendered from, as they are written (a million customers' journal is
+    /// gigabytes of text: never held whole).
+    rendering: (&'a [JournalEntry], &'a str, &'a AccountTypes<'a>),
     erp_files: &'a [ErpFile],
     /// With the books: what the run posts (or would).
     books: Option<(&'a BooksRun, &'a Posted)>,
@@ -1220,9 +1217,7 @@ fn write_outputs(
         invoicing,
         recognition,
         journal,
-        ledger_text,
-        beancount,
-        journal_csv,
+        rendering,
         erp_files,
         books,
     } = run;
@@ -1294,11 +1289,14 @@ fn write_outputs(
     for (table, batches) in tables {
         outputs.push(staging.write_table(table.name(), table.schema(), &batches)?);
     }
-    outputs.push(staging.write_file("journal.ledger", ledger_text.as_bytes())?);
-    let mut journal_csv_output = staging.write_file("journal.csv", journal_csv)?;
+    let (entries, header, types) = *rendering;
+    outputs.push(staging.write_text("journal.ledger", |out| {
+        Ok(write_hledger_journal(out, entries, header, types)?)
+    })?);
+    let mut journal_csv_output =
+        staging.write_text("journal.csv", |out| Ok(write_journal_csv(out, journal)?))?;
     journal_csv_output.rows = journal.num_rows() as u64;
     outputs.push(journal_csv_output);
-    let (entries, header, types) = *beancount;
     outputs.push(staging.write_text("journal.beancount", |out| {
         Ok(write_beancount_journal(out, entries, header, types)?)
     })?);

@@ -280,6 +280,16 @@ impl std::fmt::Write for TextFile {
     }
 }
 
+impl std::io::Write for TextFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.out.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
 /// Exchanges two folders atomically; `Ok(false)` where the system cannot.
 fn exchange(a: &Path, b: &Path) -> std::io::Result<bool> {
     // The tests take the fallback as a system without the exchange would.
