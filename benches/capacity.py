@@ -1,8 +1,11 @@
 """billrun's capacity benchmark: one command, every scale, baselines side by side.
 
-    python3 benches/capacity.py [--scales 1M,10M,100M] [--work DIR] [--results DIR]
+    python3 benches/capacity.py [--scales 1M,10M,100M,10M/1M] [--work DIR] [--results DIR]
 
-For each scale it generates a dataset (`billrun generate`, cached in --work), runs the
+A scale is a number of events, optionally with a number of customers after a slash:
+`10M` is ten million events over the default thousand events per customer (10k
+customers), `10M/1M` the same events over a million customers, the telecom shape of
+many accounts with a few events each. For each scale it generates a dataset (`billrun generate`, cached in --work), runs the
 release bill run on it as a child process and measures it (wall time, CPU time = user +
 sys, peak RSS from wait4, bytes read = size of the input dataset, bytes written = size
 of the output folder, per-stage times from manifest.json), then runs the baselines on
@@ -45,6 +48,22 @@ def parse_scale(text: str) -> int:
         if text.endswith(suffix):
             return int(float(text[:-1]) * factor)
     return int(text)
+
+
+def parse_shape(text: str) -> tuple:
+    """`10M` -> (10M, 10k): about a thousand events per customer, as in the issue's
+    10M / 10k run; `10M/1M` -> (10M, 1M)."""
+    events, _, customers = text.partition("/")
+    n = parse_scale(events)
+    return n, parse_scale(customers) if customers else max(100, n // 1000)
+
+
+def shape_label(events: int, customers: int) -> str:
+    """The scale's name in tables and folder names: `10M` for the default shape, else
+    `10M/1M`."""
+    if customers == max(100, events // 1000):
+        return label(events)
+    return f"{label(events)}/{label(customers)}"
 
 
 def label(events: int) -> str:
@@ -181,40 +200,41 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     results.mkdir(parents=True, exist_ok=True)
     rows = []
-    for events in [parse_scale(s) for s in args.scales.split(",")]:
-        # About a thousand events per customer, as in the issue's 10M / 10k run.
-        customers = min(999_998, max(100, events // 1000))
-        data = work / f"data-{label(events)}"
+    for events, customers in [parse_shape(s) for s in args.scales.split(",")]:
+        scale = shape_label(events, customers)
+        slug = scale.replace("/", "-")
+        data = work / f"data-{slug}"
         generate(binaries[0][1], events, customers, args.seed, data)
         runs = {name: [] for name, _ in binaries}
         for attempt in range(repeat):
             # Interleaved, so that a slow spell of the machine does not fall on one build.
             for name, binary in binaries:
-                out = work / f"out-{label(events)}-{name}"
-                print(f"[{label(events)}] {name} run {attempt + 1}/{repeat} ...",
+                out = work / f"out-{slug}-{name}"
+                print(f"[{scale}] {name} run {attempt + 1}/{repeat} ...",
                       file=sys.stderr)
                 runs[name].append(bill(binary, data, out, args.period, args.run_arg))
         for name, _ in binaries:
             by_wall = sorted(runs[name], key=lambda r: r["wall_s"])
             median = by_wall[(len(by_wall) - 1) // 2]
-            rows.append({"scale": label(events), "events": events, "engine": name, **median,
+            rows.append({"scale": scale, "events": events, "customers": customers,
+                         "engine": name, **median,
                          "wall_runs_s": [r["wall_s"] for r in runs[name]]})
         limits = {e: parse_scale(n) for e, n in (x.split("=", 1) for x in args.engine_limit)}
         engines = ",".join(e for e in args.engines.split(",") if e and events <= limits.get(e, events))
         if engines != args.engines:
-            print(f"[{label(events)}] skipping {set(args.engines.split(',')) - set(engines.split(','))} "
+            print(f"[{scale}] skipping {set(args.engines.split(',')) - set(engines.split(','))} "
                   "(--engine-limit)", file=sys.stderr)
         if engines:
-            js = work / f"baselines-{label(events)}.json"
+            js = work / f"baselines-{slug}.json"
             cmd = [sys.executable, str(BASELINES), "--data", str(data), "--period", args.period,
-                   "--work", str(work / f"baselines-{label(events)}"), "--engines", engines,
+                   "--work", str(work / f"baselines-{slug}"), "--engines", engines,
                    "--json", str(js)]
             if not args.no_check:
-                cmd += ["--check", str(work / f"out-{label(events)}-{binaries[0][0]}")]
-            print(f"[{label(events)}] baselines {engines} ...", file=sys.stderr)
+                cmd += ["--check", str(work / f"out-{slug}-{binaries[0][0]}")]
+            print(f"[{scale}] baselines {engines} ...", file=sys.stderr)
             subprocess.run(cmd, check=True)
             for b in json.loads(js.read_text()):
-                rows.append({"scale": label(events), "events": events, **b})
+                rows.append({"scale": scale, "events": events, "customers": customers, **b})
         report(rows, binaries, results)
     print((results / "capacity.md").read_text())
 
@@ -222,7 +242,7 @@ def main() -> None:
 def report(rows: list, binaries: list, results: Path) -> None:
     svg(rows, results / "capacity.svg")
     with open(results / "capacity.csv", "w", newline="") as f:
-        fields = ["scale", "events", "engine", "wall_s", "wall_runs_s", "cpu_s", "peak_rss_bytes",
+        fields = ["scale", "events", "customers", "engine", "wall_s", "wall_runs_s", "cpu_s", "peak_rss_bytes",
                   "events_per_s", "bytes_read", "bytes_written"] + [f"stage_{s}_s" for s in STAGES] \
             + [f"stage_{s}_peak_rss_bytes" for s in STAGES]
         writer = csv.DictWriter(f, fieldnames=fields)
@@ -240,6 +260,7 @@ def report(rows: list, binaries: list, results: Path) -> None:
           f"Machine: {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB. "
           "All engines ran on the same generated files in the same run; ratios are billrun's "
           "wall time divided by the other engine's (below 1 = billrun faster).", ""]
+    md += summary(rows, [name for name, _ in binaries])
     for scale in dict.fromkeys(r["scale"] for r in rows):
         rs = [r for r in rows if r["scale"] == scale]
         md += [f"## {scale} events", "",
@@ -273,16 +294,54 @@ def report(rows: list, binaries: list, results: Path) -> None:
     (results / "capacity.md").write_text("\n".join(md) + "\n")
 
 
+def summary(rows: list, names: list) -> list:
+    """Markdown lines: one table of every scale and shape, each engine's wall time with
+    the first billrun build's ratio to it, and billrun's peak RSS."""
+    scales = list(dict.fromkeys(r["scale"] for r in rows))
+    engines = list(dict.fromkeys(r["engine"] for r in rows))
+    engines.sort(key=lambda e: (e not in names, names.index(e) if e in names else 0))
+    mine = names[0]
+    head = ["scale", "events", "customers"] + [f"{e} s" for e in engines] \
+        + [f"{mine} / {e}" for e in engines if e != mine] + [f"{mine} peak RSS MiB"]
+    lines = ["## All scales", "", "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for scale in scales:
+        by_engine = {r["engine"]: r for r in rows if r["scale"] == scale}
+        any_row = next(iter(by_engine.values()))
+        own = by_engine.get(mine)
+        cells = [scale, f"{any_row['events']:,}", f"{any_row.get('customers', 0):,}"]
+        cells += [f"{by_engine[e]['wall_s']:.2f}" if e in by_engine else "" for e in engines]
+        cells += [f"{own['wall_s'] / by_engine[e]['wall_s']:.2f}x" if own and e in by_engine else ""
+                  for e in engines if e != mine]
+        cells.append(f"{own['peak_rss_bytes'] / 2**20:.0f}" if own else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    # The account dimension: the same events over many more customers, as a ratio to the
+    # default shape of the same events where both ran.
+    own = {(r["events"], r.get("customers")): r["wall_s"] for r in rows if r["engine"] == mine}
+    for (events, customers), wall in own.items():
+        base = own.get((events, max(100, events // 1000)))
+        if base and customers != max(100, events // 1000):
+            lines += [f"{mine} {shape_label(events, customers)} wall time as a ratio to "
+                      f"{label(events)} over {max(100, events // 1000):,} customers: "
+                      f"{wall / base:.2f}x", ""]
+    return lines
+
+
 def growth(rows: list, names: list) -> list:
     """Markdown lines: how each build's wall time grows per doubling of the events,
-    between consecutive scales: (t2 / t1) ** (1 / log2(n2 / n1)); 2.00 is linear."""
+    between consecutive scales of the same shape (events per customer):
+    (t2 / t1) ** (1 / log2(n2 / n1)); 2.00 is linear."""
     lines = []
+    ratios = sorted({r["events"] // max(1, r.get("customers", 1)) for r in rows}, reverse=True)
     for name in names:
-        pts = sorted((r["events"], r["wall_s"]) for r in rows if r["engine"] == name)
-        steps = [f"{label(n1)}→{label(n2)} {(t2 / t1) ** (1 / math.log2(n2 / n1)):.2f}x"
-                 for (n1, t1), (n2, t2) in zip(pts, pts[1:]) if n2 > n1]
-        if steps:
-            lines += [f"{name} wall time per doubling of the events: " + ", ".join(steps), ""]
+        for ratio in ratios:
+            pts = sorted((r["events"], r["wall_s"]) for r in rows if r["engine"] == name
+                         and r["events"] // max(1, r.get("customers", 1)) == ratio)
+            steps = [f"{label(n1)}→{label(n2)} {(t2 / t1) ** (1 / math.log2(n2 / n1)):.2f}x"
+                     for (n1, t1), (n2, t2) in zip(pts, pts[1:]) if n2 > n1]
+            if steps:
+                lines += [f"{name} wall time per doubling of the events, {ratio:,} events per "
+                          "customer: " + ", ".join(steps), ""]
     if lines:
         lines = ["## Growth per doubling", ""] + lines
     return lines

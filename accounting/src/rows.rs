@@ -33,6 +33,16 @@ impl<'a> ValidatedRows<'a> {
         }
     }
 
+    /// Rows in all batches.
+    pub fn len(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Every row, in file then row order.
     pub fn iter(&self) -> impl Iterator<Item = RowView<'a>> + 'a {
         let (table, file_names) = (self.table, self.file_names);
@@ -56,7 +66,14 @@ pub struct RowView<'a> {
     file_names: &'a [String],
 }
 
-impl RowView<'_> {
+impl<'a> RowView<'a> {
+    /// A text column, borrowed from the batch (no copy); `None` when the column is
+    /// absent or the cell empty.
+    pub fn str(&self, name: &str) -> Option<&'a str> {
+        let column = self.batch.column_by_name(name)?.as_string::<i32>();
+        column.is_valid(self.row).then(|| column.value(self.row))
+    }
+
     /// A text column; `None` when the column is absent or the cell empty.
     pub fn text(&self, name: &str) -> Option<String> {
         let column = self.batch.column_by_name(name)?.as_string::<i32>();

@@ -54,8 +54,9 @@ pub use write::file_schema;
 /// What [`generate`] should write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GenerateOptions {
-    /// Number of customers (`C000001` ..), 1 to 999 998 (`C999999` is kept for usage of
-    /// an unknown customer).
+    /// Number of customers (`C000001` ..), 1 to 99 999 998. Ids have six digits up to
+    /// 999 998 customers and `C999999` is kept for usage of an unknown customer; above
+    /// that they are as wide as `customers + 1`, whose all-nines id is the unknown one.
     pub customers: usize,
     /// Number of usage rows written in total, imperfect rows (duplicates included).
     pub events: u64,
@@ -105,7 +106,8 @@ pub struct GenerateSummary {
     /// Usage rows a validator must reject: a negative quantity or an empty required
     /// cell. Included in `events_written`.
     pub bad_rows: u64,
-    /// Usage rows of the unknown customer `C999999`. Included in `events_written`.
+    /// Usage rows of the unknown customer (`C999999` up to 999 998 customers). Included
+    /// in `events_written`.
     pub unknown_customer_rows: u64,
     /// Usage rows whose `ts` lies in the month before the customer's billing window of
     /// [`GenerateOptions::period`]. Included in `events_written`.

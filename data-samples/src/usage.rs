@@ -20,7 +20,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::catalog::{METERED, PRODUCTS};
 use crate::rng::{self, Stream};
-use crate::world::{UNKNOWN_CUSTOMER, World};
+use crate::world::World;
 use crate::{GenerateError, GenerateOptions, file_schema};
 
 /// Rows per Arrow batch handed to the writer (and per progress report).
@@ -55,7 +55,7 @@ enum Special {
         row: u64,
         conflicting: bool,
     },
-    /// An in-window event of the unknown customer `C999999`.
+    /// An in-window event of the unknown customer (`C999999` up to 999 998 customers).
     UnknownCustomer,
     /// An in-window event with its quantity negated.
     NegativeQuantity,
@@ -389,9 +389,9 @@ impl UsageBatch {
             self.customer_id.append_null();
         } else {
             self.customer_id.append_value(
-                event
-                    .customer
-                    .map_or(UNKNOWN_CUSTOMER, |c| world.customers[c].id.as_str()),
+                event.customer.map_or(world.unknown_customer.as_str(), |c| {
+                    world.customers[c].id.as_str()
+                }),
             );
         }
         if missing == Some(Column::ProductId) {

@@ -12,10 +12,16 @@ use crate::calendar::{Month, Window, add_days, sub_days};
 use crate::catalog::{self, Catalog, Currency, METERED, PRODUCTS, plan_choices};
 use crate::rng::{self, Stream};
 
-/// Largest number of customers: ids have six digits and `C999999` is the unknown one.
-pub(crate) const MAX_CUSTOMERS: usize = 999_998;
-/// The customer id that usage of an unknown customer carries.
-pub(crate) const UNKNOWN_CUSTOMER: &str = "C999999";
+/// Largest number of customers: ids have at most eight digits, and the all-nines id of
+/// that width is the unknown one.
+pub(crate) const MAX_CUSTOMERS: usize = 99_999_998;
+
+/// Digits of a customer id: six up to 999 998 customers (`C000001` .. and `C999999` for
+/// the unknown one, the bytes of every dataset generated before the ceiling was lifted),
+/// as many as the unknown id `customers + 1` needs above that.
+fn customer_id_width(customers: usize) -> usize {
+    (customers + 1).to_string().len().max(6)
+}
 
 /// The first customers are fixed so that even a tiny dataset covers every currency,
 /// billing day and tax situation: (currency, billing day, tax region).
@@ -146,6 +152,9 @@ pub(crate) struct Target {
 pub(crate) struct World {
     pub period: Month,
     pub event_id_prefix: String,
+    /// The customer id that usage of an unknown customer carries: all nines, as wide as
+    /// the known ids, so that it sorts after them and never names one of them.
+    pub unknown_customer: String,
     pub catalog: Catalog,
     pub customers: Vec<Customer>,
     pub subscriptions: Vec<Subscription>,
@@ -167,8 +176,9 @@ impl World {
         let period = Month::new(options.period);
         let catalog = Catalog::new(period);
         let mut rng = rng::stream(options.seed, Stream::World);
+        let width = customer_id_width(options.customers);
         let customers: Vec<Customer> = (0..options.customers)
-            .map(|i| customer(i, period, &mut rng))
+            .map(|i| customer(i, width, period, &mut rng))
             .collect();
         let mut subscriptions = Vec::with_capacity(customers.len() * 3);
         let mut targets = Vec::with_capacity(customers.len() * 3);
@@ -206,6 +216,7 @@ impl World {
         Self {
             period,
             event_id_prefix: options.event_id_prefix.clone(),
+            unknown_customer: format!("C{}", "9".repeat(width)),
             catalog,
             customers,
             subscriptions,
@@ -258,7 +269,7 @@ fn weighted<T: Copy>(rng: &mut ChaCha8Rng, choices: &[(T, u32)]) -> T {
     unreachable!("x < total")
 }
 
-fn customer(i: usize, period: Month, rng: &mut ChaCha8Rng) -> Customer {
+fn customer(i: usize, width: usize, period: Month, rng: &mut ChaCha8Rng) -> Customer {
     let (currency, billing_day, tax_region) = match COVERAGE.get(i) {
         Some(&fixed) => fixed,
         None => {
@@ -287,7 +298,7 @@ fn customer(i: usize, period: Month, rng: &mut ChaCha8Rng) -> Customer {
         )
     });
     Customer {
-        id: format!("C{:06}", i + 1),
+        id: format!("C{:0width$}", i + 1),
         name: format!("{first} {second} {suffix}"),
         currency,
         billing_day,
@@ -558,6 +569,28 @@ mod tests {
         }
         let september = crate::calendar::micros(crate::calendar::ymd(2026, 9, 1));
         assert_eq!(w.before_window(0).0, september);
+    }
+
+    #[test]
+    fn customer_ids_widen_above_a_million_and_never_meet_the_unknown_id() {
+        // (customers, width): six digits while `C999999` is free, then as wide as the
+        // unknown id customers + 1 needs.
+        for (customers, width) in [
+            (1, 6),
+            (999_998, 6),
+            (999_999, 7),
+            (9_999_998, 7),
+            (9_999_999, 8),
+            (99_999_998, 8),
+        ] {
+            assert_eq!(customer_id_width(customers), width, "{customers}");
+            let last = format!("C{:0width$}", customers);
+            let unknown = format!("C{}", "9".repeat(width));
+            assert!(last < unknown, "{last} {unknown}");
+        }
+        let w = world(3);
+        assert_eq!(w.customers[2].id, "C000003");
+        assert_eq!(w.unknown_customer, "C999999");
     }
 
     #[test]

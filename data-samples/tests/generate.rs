@@ -407,7 +407,7 @@ fn invalid_options_are_refused() {
         ),
         (
             GenerateOptions {
-                customers: 999_999,
+                customers: 99_999_999,
                 ..options(dir.path(), 1)
             },
             "customers",

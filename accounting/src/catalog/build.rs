@@ -16,12 +16,15 @@ use crate::reasons;
 use crate::rows::{RowView, ValidatedRows};
 
 #[derive(Debug, Default)]
-pub(super) struct Builder {
+pub(super) struct Builder<'a> {
     pub(super) catalog: Catalog,
     pub(super) rejects: Vec<Reject>,
+    /// The ids of `catalog.customers`, borrowed from the customers table: looked up by
+    /// hash for each of millions of subscriptions instead of searched in the map.
+    customer_ids: HashSet<&'a str>,
 }
 
-impl Builder {
+impl<'a> Builder<'a> {
     pub(super) fn reject(
         &mut self,
         row: &RowView<'_>,
@@ -36,7 +39,7 @@ impl Builder {
     /// the row is rejected.
     fn known_customer(&mut self, row: &RowView<'_>) -> Option<String> {
         let customer_id = row.req("customer_id");
-        if self.catalog.customers.contains_key(&customer_id) {
+        if self.customer_ids.contains(customer_id.as_str()) {
             return Some(customer_id);
         }
         self.reject(
@@ -57,15 +60,18 @@ impl Builder {
         );
     }
 
-    pub(super) fn customers(&mut self, table: ValidatedRows<'_>) {
+    pub(super) fn customers(&mut self, table: ValidatedRows<'a>) {
+        // Kept in row order, the map built once from them sorted (a bulk build, not a
+        // search and an insert per customer).
+        let mut kept: Vec<(String, Customer)> = Vec::with_capacity(table.len());
         for row in table.iter() {
-            let id = row.req("customer_id");
-            if self.catalog.customers.contains_key(&id) {
-                self.duplicate_key(&row, "customer_id", &id);
+            let id = row.str("customer_id").unwrap_or_default();
+            if !self.customer_ids.insert(id) {
+                self.duplicate_key(&row, "customer_id", id);
                 continue;
             }
             let customer = Customer {
-                customer_id: id.clone(),
+                customer_id: id.to_string(),
                 name: row.req("name"),
                 currency: row.req("currency"),
                 billing_day: row.int("billing_day").unwrap_or(1) as u32,
@@ -73,8 +79,10 @@ impl Builder {
                 tax_region: row.text("tax_region"),
                 email: row.text("email"),
             };
-            self.catalog.customers.insert(id, customer);
+            kept.push((id.to_string(), customer));
         }
+        kept.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.catalog.customers = kept.into_iter().collect();
     }
 
     pub(super) fn products(&mut self, table: ValidatedRows<'_>) -> Result<()> {
@@ -102,21 +110,29 @@ impl Builder {
     }
 
     pub(super) fn subscriptions(&mut self, table: ValidatedRows<'_>) {
+        // As customers: duplicates found by hash, the map built once, sorted.
+        let mut seen: HashSet<&str> = HashSet::with_capacity(table.len());
+        let mut kept: Vec<(String, Subscription)> = Vec::with_capacity(table.len());
         for row in table.iter() {
-            let id = row.req("subscription_id");
-            if self.catalog.subscriptions.contains_key(&id) {
-                self.duplicate_key(&row, "subscription_id", &id);
+            let id_text = row.str("subscription_id").unwrap_or_default();
+            // A duplicate of a kept subscription: one whose first row was rejected
+            // leaves its id free.
+            if seen.contains(id_text) {
+                self.duplicate_key(&row, "subscription_id", id_text);
                 continue;
             }
+            let id = id_text.to_string();
             let Some(customer_id) = self.known_customer(&row) else {
                 continue;
             };
             let plan_id = row.req("plan_id");
-            let Some(first_version) = self
+            // The plan's product and currency, from its first version (not a copy of
+            // the version's tiers for each of millions of subscriptions).
+            let Some((product_id, currency)) = self
                 .catalog
                 .versions_of(&plan_id)
                 .next()
-                .map(|(_, v)| v.clone())
+                .map(|(_, v)| (v.product_id.clone(), v.currency.clone()))
             else {
                 self.reject(
                     &row,
@@ -140,8 +156,8 @@ impl Builder {
                 continue;
             }
             let min_commitment = row.decimal("min_commitment");
-            if let Some(reason) = min_commitment
-                .and_then(|m| too_many_minor_digits(m, &first_version.currency, "min_commitment"))
+            if let Some(reason) =
+                min_commitment.and_then(|m| too_many_minor_digits(m, &currency, "min_commitment"))
             {
                 self.reject(
                     &row,
@@ -155,16 +171,19 @@ impl Builder {
                 subscription_id: id.clone(),
                 customer_id,
                 plan_id,
-                product_id: first_version.product_id.clone(),
-                currency: first_version.currency.clone(),
+                product_id,
+                currency,
                 start_date,
                 end_date,
                 seats: row.decimal("quantity").unwrap_or(Decimal::ONE),
                 discount_percent: row.decimal("discount_percent"),
                 min_commitment,
             };
-            self.catalog.subscriptions.insert(id, subscription);
+            seen.insert(id_text);
+            kept.push((id, subscription));
         }
+        kept.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.catalog.subscriptions = kept.into_iter().collect();
     }
 
     pub(super) fn tax_rates(&mut self, table: ValidatedRows<'_>, refused: &[RefusedRow]) {

@@ -21,7 +21,7 @@ type Refusal = (Option<NaiveDate>, Option<NaiveDate>, String);
 /// Why a version is refused: the column at fault, the code and the reason.
 type VersionProblem = (Option<&'static str>, RejectCode, String);
 
-impl Builder {
+impl Builder<'_> {
     pub(super) fn price_plans(&mut self, table: ValidatedRows<'_>, refused: &[RefusedRow]) {
         // A version is every row with the same plan_id and effective_from.
         let mut versions: BTreeMap<(String, NaiveDate), Vec<RowView<'_>>> = BTreeMap::new();

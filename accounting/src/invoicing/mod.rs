@@ -18,7 +18,9 @@ use chrono::{Days, NaiveDate};
 use rust_decimal::Decimal;
 
 use crate::books::{Credit, SourceKind};
-use crate::catalog::{Catalog, CreditMemoEntry, Subscription};
+use rayon::prelude::*;
+
+use crate::catalog::{Catalog, CreditMemoEntry, Customer, Subscription};
 use crate::error::{AccountingError, Result, minor_units_of};
 
 /// Rated usage of one (subscription, product) in the period.
@@ -221,12 +223,97 @@ pub fn build_invoices_with_credit(
     for list in corrections_by_customer.values_mut() {
         list.sort_by(|a, b| a.invoice_id.as_bytes().cmp(b.invoice_id.as_bytes()));
     }
-    for (customer_id, customer) in &catalog.customers {
+    // Each customer's invoices depend on its own subscriptions, usage and credit only:
+    // billed in parallel, gathered in customer order.
+    let customers: Vec<(&String, &Customer)> = catalog.customers.iter().collect();
+    let inputs = CustomerInputs {
+        catalog,
+        month,
+        windows,
+        usage,
+        scope,
+        by_customer: &by_customer,
+        memos_by_customer: &memos_by_customer,
+        carried_by_customer: &carried_by_customer,
+        corrections_by_customer: &corrections_by_customer,
+        carried_left: &carried_left,
+    };
+    let billed: Vec<Result<Option<CustomerInvoicing>>> = customers
+        .par_iter()
+        .map(|&(customer_id, customer)| inputs.invoice_customer(customer_id, customer))
+        .collect();
+    for result in billed {
+        let Some(customer) = result? else { continue };
+        out.invoices.extend(customer.invoices);
+        out.open_credits.extend(customer.open_credits);
+    }
+    // Whose credit and corrections were looked at: every customer with a window.
+    let billed_customer = |id: &str| catalog.customers.contains_key(id) && windows.contains_key(id);
+    carried_by_customer.retain(|id, _| !billed_customer(id));
+    corrections_by_customer.retain(|id, _| !billed_customer(id));
+    if let Some(id) = corrections_by_customer.values().flatten().next() {
+        return Err(AccountingError::Internal(format!(
+            "correction {} is for a customer this run does not bill",
+            id.invoice_id
+        )));
+    }
+    // Carried credit of customers this run does not invoice at all stays as it was.
+    for (memo, kind) in carried_by_customer.into_values().flatten() {
+        out.open_credits
+            .push(untouched(memo, kind, left_of_credit(&carried_left))?);
+    }
+    out.open_credits
+        .sort_by(|a, b| a.memo.credit_memo_id.cmp(&b.memo.credit_memo_id));
+    Ok(out)
+}
+
+/// One customer's invoices and the credit left open after them.
+#[derive(Debug, Default)]
+struct CustomerInvoicing {
+    invoices: Vec<InvoiceRecord>,
+    open_credits: Vec<OpenCredit>,
+}
+
+/// What billing one customer reads, shared by every customer's task.
+struct CustomerInputs<'a> {
+    catalog: &'a Catalog,
+    month: BillingMonth,
+    windows: &'a BTreeMap<String, DateWindow>,
+    usage: &'a BTreeMap<(String, String), UsageTotals>,
+    scope: CreditScope<'a>,
+    by_customer: &'a BTreeMap<&'a str, Vec<&'a Subscription>>,
+    memos_by_customer: &'a BTreeMap<&'a str, Vec<&'a CreditMemoEntry>>,
+    carried_by_customer: &'a BTreeMap<&'a str, Vec<(CreditMemoEntry, SourceKind)>>,
+    corrections_by_customer: &'a BTreeMap<&'a str, Vec<&'a InvoiceRecord>>,
+    carried_left: &'a BTreeMap<&'a str, Decimal>,
+}
+
+impl CustomerInputs<'_> {
+    /// The invoices of `customer` (one per currency, after its corrections), or `None`
+    /// when it has no window in this call.
+    fn invoice_customer(
+        &self,
+        customer_id: &String,
+        customer: &Customer,
+    ) -> Result<Option<CustomerInvoicing>> {
+        let CustomerInputs {
+            catalog,
+            month,
+            windows,
+            usage,
+            scope,
+            by_customer,
+            memos_by_customer,
+            carried_by_customer,
+            corrections_by_customer,
+            carried_left,
+        } = *self;
         // Customers without a window are not billed by this call (a correction's
         // recomputation bills only the customers with late usage).
         let Some(&window) = windows.get(customer_id) else {
-            continue;
+            return Ok(None);
         };
+        let mut out = CustomerInvoicing::default();
         let issue_date = window.end;
         let due_date = issue_date
             .checked_add_days(Days::new(u64::from(customer.payment_terms_days)))
@@ -241,7 +328,8 @@ pub fn build_invoices_with_credit(
         }
         // Carried credit and the memos this run takes, oldest first by (issued_on, id).
         let mut available: Vec<(CreditMemoEntry, SourceKind)> = carried_by_customer
-            .remove(customer_id.as_str())
+            .get(customer_id.as_str())
+            .cloned()
             .unwrap_or_default();
         available.extend(
             memos_by_customer
@@ -255,7 +343,7 @@ pub fn build_invoices_with_credit(
             (a.0.issued_on, a.0.credit_memo_id.as_bytes())
                 .cmp(&(b.0.issued_on, b.0.credit_memo_id.as_bytes()))
         });
-        let left_of = left_of_credit(&carried_left);
+        let left_of = left_of_credit(carried_left);
         // What each credit has left as the customer's invoices use it, in posting order.
         let mut left: BTreeMap<String, Decimal> = available
             .iter()
@@ -282,7 +370,8 @@ pub fn build_invoices_with_credit(
             }
         };
         let corrections = corrections_by_customer
-            .remove(customer_id.as_str())
+            .get(customer_id.as_str())
+            .cloned()
             .unwrap_or_default();
         let mut currencies: BTreeSet<&str> = by_currency.keys().copied().collect();
         currencies.extend(corrections.iter().map(|c| c.currency.as_str()));
@@ -378,21 +467,8 @@ pub fn build_invoices_with_credit(
                 });
             }
         }
+        Ok(Some(out))
     }
-    if let Some(id) = corrections_by_customer.values().flatten().next() {
-        return Err(AccountingError::Internal(format!(
-            "correction {} is for a customer this run does not bill",
-            id.invoice_id
-        )));
-    }
-    // Carried credit of customers this run does not invoice at all stays as it was.
-    for (memo, kind) in carried_by_customer.into_values().flatten() {
-        out.open_credits
-            .push(untouched(memo, kind, left_of_credit(&carried_left))?);
-    }
-    out.open_credits
-        .sort_by(|a, b| a.memo.credit_memo_id.cmp(&b.memo.credit_memo_id));
-    Ok(out)
 }
 
 /// What a credit had left when the run started: a carried credit's `remaining`, a new

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use billrun_engine::{DateWindow, LineKind, checked};
 use chrono::NaiveDate;
+use rayon::prelude::*;
 use rust_decimal::Decimal;
 
 use super::payments::Payment;
@@ -21,82 +22,104 @@ use crate::invoicing::{CreditScope, InvoiceRecord};
 /// # Errors
 /// [`crate::AccountingError::Internal`] if an entry does not balance (a bug).
 pub fn journal_entries(catalog: &Catalog, invoices: &[InvoiceRecord]) -> Result<Vec<JournalEntry>> {
-    let mut entries = Vec::with_capacity(2 * invoices.len());
-    for invoice in invoices {
-        let window = format!("{}..{}", invoice.window.start, invoice.window.last_day());
-        let mut accrual = Postings::default();
-        let mut billing = Postings::default();
-        let composed = &invoice.composed;
-        // A credit note (a correction with a negative total) is settled by becoming the
-        // customer's credit: what it owes the customer is a liability, not a receivable.
-        let owed_by = if composed.total.is_sign_negative() {
-            accounts::CUSTOMER_CREDITS
-        } else {
-            accounts::RECEIVABLE
-        };
-        billing.post(owed_by, composed.total, Decimal::ZERO)?;
-        let mut earned = Decimal::ZERO;
-        for line in &composed.lines {
-            let amount = line.amount;
-            match line.kind {
-                LineKind::Usage | LineKind::Recurring | LineKind::Minimum => {
-                    let product = line.product_id.as_deref().unwrap_or_default();
-                    accrual.post(&revenue_account(catalog, product), Decimal::ZERO, amount)?;
-                    earned = checked::add(earned, amount, "revenue earned")?;
-                }
-                LineKind::Discount => {
-                    accrual.post(accounts::DISCOUNTS, -amount, Decimal::ZERO)?;
-                    earned = checked::add(earned, amount, "revenue earned")?;
-                }
-                LineKind::Tax => billing.post(accounts::TAX_PAYABLE, Decimal::ZERO, amount)?,
-                LineKind::Credit => {
-                    billing.post(accounts::CUSTOMER_CREDITS, -amount, Decimal::ZERO)?;
-                }
+    // Each invoice's entries depend on that invoice only: built in parallel, a block of
+    // invoices per task, gathered in invoice order (the first error in that order wins).
+    let blocks: Vec<Result<Vec<JournalEntry>>> = invoices
+        .par_chunks(1024)
+        .map(|block| {
+            let mut entries = Vec::with_capacity(2 * block.len());
+            for invoice in block {
+                invoice_entries(catalog, invoice, &mut entries)?;
             }
-        }
-        // Earned revenue is unbilled from the window's last day to the issue date.
-        let (debit, credit) = if earned.is_sign_negative() {
-            (Decimal::ZERO, -earned)
-        } else {
-            (earned, Decimal::ZERO)
-        };
-        accrual.post(accounts::UNBILLED_RECEIVABLE, debit, credit)?;
-        billing.post(accounts::UNBILLED_RECEIVABLE, credit, debit)?;
-        let accrued = accrual.finish(&format!(
-            "revenue accrued of invoice {}",
-            invoice.invoice_id
-        ))?;
-        if !accrued.is_empty() {
-            entries.push(JournalEntry {
-                entry_id: format!("JE-ACR-{}", invoice.invoice_id),
-                date: invoice.window.last_day(),
-                currency: invoice.currency.clone(),
-                source_id: invoice.invoice_id.clone(),
-                memo: format!(
-                    "revenue of {} earned {window}, invoiced by {}",
-                    invoice.customer_id, invoice.invoice_id
-                ),
-                customer_id: Some(invoice.customer_id.clone()),
-                postings: accrued,
-            });
-        }
-        let billed = billing.finish(&format!("of invoice {}", invoice.invoice_id))?;
-        if !billed.is_empty() {
-            entries.push(JournalEntry {
-                entry_id: format!("JE-{}", invoice.invoice_id),
-                date: invoice.issue_date,
-                currency: invoice.currency.clone(),
-                source_id: invoice.invoice_id.clone(),
-                memo: format!(
-                    "invoice {} to {} for {window}",
-                    invoice.invoice_id, invoice.customer_id
-                ),
-                customer_id: Some(invoice.customer_id.clone()),
-                postings: billed,
-            });
-        }
+            Ok(entries)
+        })
+        .collect();
+    let mut entries = Vec::with_capacity(2 * invoices.len());
+    for block in blocks {
+        entries.extend(block?);
     }
     Ok(entries)
+}
+
+/// The accrual and billing entries of one invoice, appended to `entries`.
+fn invoice_entries(
+    catalog: &Catalog,
+    invoice: &InvoiceRecord,
+    entries: &mut Vec<JournalEntry>,
+) -> Result<()> {
+    let window = format!("{}..{}", invoice.window.start, invoice.window.last_day());
+    let mut accrual = Postings::default();
+    let mut billing = Postings::default();
+    let composed = &invoice.composed;
+    // A credit note (a correction with a negative total) is settled by becoming the
+    // customer's credit: what it owes the customer is a liability, not a receivable.
+    let owed_by = if composed.total.is_sign_negative() {
+        accounts::CUSTOMER_CREDITS
+    } else {
+        accounts::RECEIVABLE
+    };
+    billing.post(owed_by, composed.total, Decimal::ZERO)?;
+    let mut earned = Decimal::ZERO;
+    for line in &composed.lines {
+        let amount = line.amount;
+        match line.kind {
+            LineKind::Usage | LineKind::Recurring | LineKind::Minimum => {
+                let product = line.product_id.as_deref().unwrap_or_default();
+                accrual.post(&revenue_account(catalog, product), Decimal::ZERO, amount)?;
+                earned = checked::add(earned, amount, "revenue earned")?;
+            }
+            LineKind::Discount => {
+                accrual.post(accounts::DISCOUNTS, -amount, Decimal::ZERO)?;
+                earned = checked::add(earned, amount, "revenue earned")?;
+            }
+            LineKind::Tax => billing.post(accounts::TAX_PAYABLE, Decimal::ZERO, amount)?,
+            LineKind::Credit => {
+                billing.post(accounts::CUSTOMER_CREDITS, -amount, Decimal::ZERO)?;
+            }
+        }
+    }
+    // Earned revenue is unbilled from the window's last day to the issue date.
+    let (debit, credit) = if earned.is_sign_negative() {
+        (Decimal::ZERO, -earned)
+    } else {
+        (earned, Decimal::ZERO)
+    };
+    accrual.post(accounts::UNBILLED_RECEIVABLE, debit, credit)?;
+    billing.post(accounts::UNBILLED_RECEIVABLE, credit, debit)?;
+    let accrued = accrual.finish(&format!(
+        "revenue accrued of invoice {}",
+        invoice.invoice_id
+    ))?;
+    if !accrued.is_empty() {
+        entries.push(JournalEntry {
+            entry_id: format!("JE-ACR-{}", invoice.invoice_id),
+            date: invoice.window.last_day(),
+            currency: invoice.currency.clone(),
+            source_id: invoice.invoice_id.clone(),
+            memo: format!(
+                "revenue of {} earned {window}, invoiced by {}",
+                invoice.customer_id, invoice.invoice_id
+            ),
+            customer_id: Some(invoice.customer_id.clone()),
+            postings: accrued,
+        });
+    }
+    let billed = billing.finish(&format!("of invoice {}", invoice.invoice_id))?;
+    if !billed.is_empty() {
+        entries.push(JournalEntry {
+            entry_id: format!("JE-{}", invoice.invoice_id),
+            date: invoice.issue_date,
+            currency: invoice.currency.clone(),
+            source_id: invoice.invoice_id.clone(),
+            memo: format!(
+                "invoice {} to {} for {window}",
+                invoice.invoice_id, invoice.customer_id
+            ),
+            customer_id: Some(invoice.customer_id.clone()),
+            postings: billed,
+        });
+    }
+    Ok(())
 }
 
 /// The postings of one entry, each account once, its debits and credits summed apart.

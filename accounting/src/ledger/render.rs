@@ -4,6 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use arrow::array::{ArrayRef, Date32Array, Decimal128Array, RecordBatch, StringArray};
 use billrun_engine::{checked, days_since_epoch, decimal_to_i128_scaled};
 use billrun_schemas::outputs::OutputTable;
@@ -77,11 +79,70 @@ pub fn journal_csv(batch: &RecordBatch) -> Result<Vec<u8>> {
 /// # Errors
 /// Encoding errors and those of `out`.
 pub fn write_journal_csv(out: &mut impl std::io::Write, batch: &RecordBatch) -> Result<()> {
-    let mut writer = arrow::csv::WriterBuilder::new()
-        .with_header(true)
-        .build(out);
-    writer.write(batch)?;
+    // Rows render independently (the header goes with the first chunk only), so chunks
+    // rendered in parallel and written in order are the bytes of one writer's pass.
+    let offsets: Vec<usize> = (0..batch.num_rows().max(1)).step_by(RENDER_CHUNK).collect();
+    for window in offsets.chunks(CHUNKS_AT_ONCE) {
+        let parts: Vec<Result<Vec<u8>>> = window
+            .par_iter()
+            .map(|&offset| {
+                let rows = batch.slice(offset, RENDER_CHUNK.min(batch.num_rows() - offset));
+                let mut buffer = Vec::with_capacity(rows.num_rows() * 96);
+                arrow::csv::WriterBuilder::new()
+                    .with_header(offset == 0)
+                    .build(&mut buffer)
+                    .write(&rows)?;
+                Ok(buffer)
+            })
+            .collect();
+        for part in parts {
+            out.write_all(&part?)
+                .map_err(|e| AccountingError::Internal(format!("writing journal.csv: {e}")))?;
+        }
+    }
     Ok(())
+}
+
+/// Rows or entries rendered by one task of a parallel rendering.
+const RENDER_CHUNK: usize = 4096;
+
+/// Chunks rendered before they are written: what a rendering holds at once.
+const CHUNKS_AT_ONCE: usize = 16;
+
+/// Renders `items` a chunk at a time, chunks in parallel, into `out` in their order: the
+/// text of rendering them one after another, on every core, holding at most
+/// [`CHUNKS_AT_ONCE`] chunks. The first error in item order is the one returned.
+fn write_chunks_in_parallel<T: Sync>(
+    out: &mut impl std::fmt::Write,
+    items: &[T],
+    render: impl Fn(&mut String, &[T]) -> Result<()> + Sync,
+) -> Result<()> {
+    for window in items.chunks(RENDER_CHUNK * CHUNKS_AT_ONCE) {
+        let parts: Vec<Result<String>> = window
+            .par_chunks(RENDER_CHUNK)
+            .map(|chunk| {
+                let mut text = String::with_capacity(chunk.len() * 256);
+                render(&mut text, chunk)?;
+                Ok(text)
+            })
+            .collect();
+        for part in parts {
+            let _ = out.write_str(&part?);
+        }
+    }
+    Ok(())
+}
+
+/// Each currency's minor digits, looked up once per rendering instead of per entry.
+struct MinorDigits<'e>(Vec<(&'e str, usize)>);
+
+impl MinorDigits<'_> {
+    fn of(&self, entry: &JournalEntry) -> Result<usize> {
+        match self.0.iter().find(|(c, _)| *c == entry.currency) {
+            Some(&(_, minor)) => Ok(minor),
+            None => minor_of(entry),
+        }
+    }
 }
 
 /// The entries as a plain-text double-entry journal that hledger (`check --strict`) and
@@ -145,25 +206,26 @@ pub fn write_hledger_journal(
             }
         }
     }
-    for entry in entries {
-        let minor = minor_of(entry)?;
-        let _ = writeln!(
-            out,
-            "\n{} * ({}) {}",
-            entry.date, entry.entry_id, entry.memo
-        );
-        for p in &entry.postings {
-            let amount = checked::sub(p.debit, p.credit, "posting amount")?;
+    let digits = MinorDigits(commodities(entries)?);
+    write_chunks_in_parallel(out, entries, |out, chunk| {
+        for entry in chunk {
+            let minor = digits.of(entry)?;
             let _ = writeln!(
                 out,
-                "    {:<40}  {} {}",
-                p.account,
-                format_amount(amount, minor),
-                entry.currency
+                "\n{} * ({}) {}",
+                entry.date, entry.entry_id, entry.memo
             );
+            for p in &entry.postings {
+                let amount = checked::sub(p.debit, p.credit, "posting amount")?;
+                let _ = writeln!(
+                    out,
+                    "    {:<40}  {amount:.minor$} {}",
+                    p.account, entry.currency
+                );
+            }
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// The entries as a beancount ledger that `bean-check` accepts: every account opened
@@ -217,26 +279,34 @@ pub fn write_beancount_journal(
             let _ = writeln!(out, "  gl_name: {}", quoted(&gl.name));
         }
     }
-    for entry in entries {
-        let minor = minor_of(entry)?;
-        let _ = writeln!(out, "\n{} * {}", entry.date, quoted(&entry.memo));
-        let _ = writeln!(out, "  entry_id: {}", quoted(&entry.entry_id));
-        let _ = writeln!(out, "  source_id: {}", quoted(&entry.source_id));
-        if let Some(customer) = &entry.customer_id {
-            let _ = writeln!(out, "  customer_id: {}", quoted(customer));
+    let digits = MinorDigits(commodities(entries)?);
+    write_chunks_in_parallel(out, entries, |out, chunk| {
+        for entry in chunk {
+            let minor = digits.of(entry)?;
+            let _ = write!(out, "\n{} * ", entry.date);
+            write_quoted(out, &entry.memo);
+            out.push_str("\n  entry_id: ");
+            write_quoted(out, &entry.entry_id);
+            out.push_str("\n  source_id: ");
+            write_quoted(out, &entry.source_id);
+            out.push('\n');
+            if let Some(customer) = &entry.customer_id {
+                out.push_str("  customer_id: ");
+                write_quoted(out, customer);
+                out.push('\n');
+            }
+            for p in &entry.postings {
+                let amount = checked::sub(p.debit, p.credit, "posting amount")?;
+                let _ = writeln!(
+                    out,
+                    "  {:<44}  {amount:.minor$} {}",
+                    names[p.account.as_str()],
+                    entry.currency
+                );
+            }
         }
-        for p in &entry.postings {
-            let amount = checked::sub(p.debit, p.credit, "posting amount")?;
-            let _ = writeln!(
-                out,
-                "  {:<44}  {} {}",
-                names[p.account.as_str()],
-                format_amount(amount, minor),
-                entry.currency
-            );
-        }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// `header`, each line a `;` comment (hledger, ledger and beancount alike).
@@ -312,22 +382,41 @@ pub fn beancount_name(account: &str, kind: GlAccountType) -> String {
 /// A beancount string: in double quotes, `"` and `\\` escaped, line breaks as spaces.
 fn quoted(text: &str) -> String {
     let mut q = String::with_capacity(text.len() + 2);
-    q.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => q.push_str("\\\""),
-            '\\' => q.push_str("\\\\"),
-            '\n' | '\r' => q.push(' '),
-            c => q.push(c),
+    write_quoted(&mut q, text);
+    q
+}
+
+/// [`quoted`], appended to `out`.
+fn write_quoted(out: &mut String, text: &str) {
+    out.push('"');
+    // Most strings need no escape: copied whole.
+    if !text.contains(['"', '\\', '\n', '\r']) {
+        out.push_str(text);
+    } else {
+        for c in text.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' | '\r' => out.push(' '),
+                c => out.push(c),
+            }
         }
     }
-    q.push('"');
-    q
+    out.push('"');
 }
 
 /// The currencies of the entries with their minor digits, sorted.
 fn commodities(entries: &[JournalEntry]) -> Result<Vec<(&str, usize)>> {
-    let currencies: BTreeSet<&str> = entries.iter().map(|e| e.currency.as_str()).collect();
+    // Millions of entries in a few currencies: each compared with the last one seen
+    // before the set is searched.
+    let mut currencies: BTreeSet<&str> = BTreeSet::new();
+    let mut last = "";
+    for e in entries {
+        if e.currency != last {
+            last = e.currency.as_str();
+            currencies.insert(last);
+        }
+    }
     currencies
         .into_iter()
         .map(|c| {
@@ -339,10 +428,17 @@ fn commodities(entries: &[JournalEntry]) -> Result<Vec<(&str, usize)>> {
 
 /// Every account the entries post to, sorted.
 fn accounts(entries: &[JournalEntry]) -> BTreeSet<&str> {
-    entries
-        .iter()
-        .flat_map(|e| e.postings.iter().map(|p| p.account.as_str()))
-        .collect()
+    // A journal has millions of postings to a few dozen accounts: each posting is
+    // compared with the last account seen before the set is searched.
+    let mut set = BTreeSet::new();
+    let mut last = "";
+    for p in entries.iter().flat_map(|e| e.postings.iter()) {
+        if p.account != last {
+            last = p.account.as_str();
+            set.insert(last);
+        }
+    }
+    set
 }
 
 fn typed(types: &AccountTypes<'_>, account: &str) -> Result<GlAccountType> {

@@ -7,7 +7,9 @@
 //! that each event falls in at most one segment and ambiguity is decided once per
 //! segment, not once per event.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+
+use rayon::prelude::*;
 
 use billrun_accounting::catalog::{Catalog, Subscription};
 use billrun_engine::{DateWindow, days_since_epoch};
@@ -137,7 +139,8 @@ impl SegmentLookup {
             let product = products.intern(segment.product_id, || ())?;
             segments.push((customer, ProductSegment { product, bounds }));
         }
-        segments.sort_by_key(|(customer, s)| (*customer, s.product, s.bounds.start));
+        // Stable, as before: the order of segments with equal keys is kept.
+        segments.par_sort_by_key(|(customer, s)| (*customer, s.product, s.bounds.start));
         let mut first = 0;
         for group in segments.chunk_by(|a, b| a.0 == b.0) {
             let end = first + group.len() as u32;
@@ -253,52 +256,90 @@ struct Segment<'a> {
 fn rating_segments(catalog: &Catalog) -> Result<Vec<Segment<'_>>> {
     let too_many = |what: &str| PipelineError::Internal(format!("more than 2^32 {what}"));
     // A subscription's position in id order is a cheap sort key that orders exactly
-    // like the id.
-    let mut by_pair: BTreeMap<(&str, &str), Vec<(u32, &Subscription)>> = BTreeMap::new();
-    for (idx, s) in catalog.subscriptions.values().enumerate() {
-        let idx = u32::try_from(idx).map_err(|_| too_many("subscriptions"))?;
-        by_pair
-            .entry((s.customer_id.as_str(), s.product_id.as_str()))
-            .or_default()
-            .push((idx, s));
+    // like the id; positions are distinct, so the (parallel, unstable) sort by
+    // (customer, product, position) has one outcome, the order of a map by pair.
+    let mut subscriptions: Vec<PairedSubscription<'_>> = catalog
+        .subscriptions
+        .values()
+        .enumerate()
+        .map(|(idx, s)| {
+            let idx = u32::try_from(idx).map_err(|_| too_many("subscriptions"))?;
+            Ok((s.customer_id.as_str(), s.product_id.as_str(), idx, s))
+        })
+        .collect::<Result<_>>()?;
+    subscriptions.par_sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    let pairs: Vec<&[PairedSubscription<'_>]> = subscriptions
+        .chunk_by(|a, b| (a.0, a.1) == (b.0, b.1))
+        .collect();
+    // Pairs are independent: segmented in parallel, a block of pairs per task, gathered
+    // in pair order.
+    let blocks: Vec<Result<Vec<Segment<'_>>>> = pairs
+        .par_chunks(4096)
+        .map(|block| {
+            let mut segments = Vec::with_capacity(block.len() * 2);
+            for subs in block {
+                pair_segments(catalog, subs, &mut segments)?;
+            }
+            Ok(segments)
+        })
+        .collect();
+    let mut segments = Vec::with_capacity(subscriptions.len() * 2);
+    for block in blocks {
+        segments.extend(block?);
     }
-    let mut segments = Vec::new();
-    for ((customer_id, product_id), subs) in by_pair {
-        // Every date where the answer may change: subscription edges and version edges.
-        let mut edges = BTreeSet::new();
-        for (_, s) in &subs {
-            edges.insert(s.start_date);
-            edges.extend(s.end_date);
-            for (_, v) in catalog.versions_of(&s.plan_id) {
-                edges.insert(v.effective_from);
-                edges.extend(v.effective_to);
-            }
-            for r in catalog
-                .refused_plan_versions
-                .get(&s.plan_id)
-                .into_iter()
-                .flatten()
-            {
-                edges.extend(r.effective_from);
-                edges.extend(r.effective_to);
-            }
+    Ok(segments)
+}
+
+/// A subscription with its (customer, product) pair and its position in id order.
+type PairedSubscription<'a> = (&'a str, &'a str, u32, &'a Subscription);
+
+/// The rating segments of one (customer, product), whose subscriptions are `subs` (in
+/// id order), appended to `segments`.
+fn pair_segments<'a>(
+    catalog: &'a Catalog,
+    subs: &[PairedSubscription<'a>],
+    segments: &mut Vec<Segment<'a>>,
+) -> Result<()> {
+    let too_many = |what: &str| PipelineError::Internal(format!("more than 2^32 {what}"));
+    let (customer_id, product_id) = (subs[0].0, subs[0].1);
+    // Every date where the answer may change: subscription edges and version edges.
+    let mut edges: Vec<NaiveDate> = Vec::new();
+    for &(_, _, _, s) in subs {
+        edges.push(s.start_date);
+        edges.extend(s.end_date);
+        for (_, v) in catalog.versions_of(&s.plan_id) {
+            edges.push(v.effective_from);
+            edges.extend(v.effective_to);
         }
-        let edges: Vec<NaiveDate> = edges.into_iter().collect();
-        for (i, &start) in edges.iter().enumerate() {
-            let end = edges.get(i + 1).copied();
-            let active: Vec<_> = subs
-                .iter()
-                .filter(|(_, s)| s.start_date <= start && s.end_date.is_none_or(|e| start < e))
-                .collect();
-            let rating = match active.as_slice() {
-                [] => continue,
-                [_, _, ..] => Err(UnratedReason::AmbiguousSubscription),
-                // A refused version comes first: a plan refused as a whole (a row whose
-                // version cannot be told) prices nothing.
-                [(_, s)] if catalog.refused_plan_version(&s.plan_id, start).is_some() => {
-                    Err(UnratedReason::RefusedPlanVersion)
-                }
-                [(subscription_idx, s)] => match catalog.version_on(&s.plan_id, start) {
+        for r in catalog
+            .refused_plan_versions
+            .get(&s.plan_id)
+            .into_iter()
+            .flatten()
+        {
+            edges.extend(r.effective_from);
+            edges.extend(r.effective_to);
+        }
+    }
+    edges.sort_unstable();
+    edges.dedup();
+    for (i, &start) in edges.iter().enumerate() {
+        let end = edges.get(i + 1).copied();
+        let mut active = subs
+            .iter()
+            .filter(|(_, _, _, s)| s.start_date <= start && s.end_date.is_none_or(|e| start < e));
+        let rating = match (active.next(), active.next()) {
+            (None, _) => continue,
+            (Some(_), Some(_)) => Err(UnratedReason::AmbiguousSubscription),
+            // A refused version comes first: a plan refused as a whole (a row whose
+            // version cannot be told) prices nothing.
+            (Some((_, _, _, s)), None)
+                if catalog.refused_plan_version(&s.plan_id, start).is_some() =>
+            {
+                Err(UnratedReason::RefusedPlanVersion)
+            }
+            (Some((_, _, subscription_idx, s)), None) => {
+                match catalog.version_on(&s.plan_id, start) {
                     None => Err(UnratedReason::NoPlanVersion),
                     Some((_, v)) if !v.version.model().is_usage() => {
                         Err(UnratedReason::RecurringPlan)
@@ -308,18 +349,18 @@ fn rating_segments(catalog: &Catalog) -> Result<Vec<Segment<'_>>> {
                         version_idx: u32::try_from(idx).map_err(|_| too_many("plan versions"))?,
                         plan_effective_from: days_since_epoch(v.effective_from),
                     }),
-                },
-            };
-            segments.push(Segment {
-                customer_id,
-                product_id,
-                start,
-                end,
-                rating,
-            });
-        }
+                }
+            }
+        };
+        segments.push(Segment {
+            customer_id,
+            product_id,
+            start,
+            end,
+            rating,
+        });
     }
-    Ok(segments)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1147,7 +1147,10 @@ fn journal(
         )?,
     });
     entries.extend(recognition.journal_entries(scope.book_opening)?);
-    entries.sort_by(|a, b| (a.date, &a.entry_id).cmp(&(b.date, &b.entry_id)));
+    // Stable, as the sequential sort was: entries of one date and id keep their order.
+    rayon::slice::ParallelSliceMut::par_sort_by(entries.as_mut_slice(), |a, b| {
+        (a.date, &a.entry_id).cmp(&(b.date, &b.entry_id))
+    });
     Ok(entries)
 }
 
@@ -1221,37 +1224,42 @@ fn write_outputs(
         erp_files,
         books,
     } = run;
-    let mut tables: Vec<(OutputTable, Vec<RecordBatch>)> = vec![
-        (OutputTable::InvoiceLines, vec![invoicing.lines_batch()?]),
-        (OutputTable::Invoices, vec![invoicing.invoices_batch()?]),
-        (
-            OutputTable::OpenCredits,
-            vec![invoicing.open_credits_batch()?],
-        ),
-        (OutputTable::Journal, vec![(*journal).clone()]),
-        (OutputTable::Rejects, vec![rejects_batch(rejects)?]),
-        (OutputTable::Unrated, unrated.to_vec()),
-        (
-            OutputTable::RevenueAllocations,
-            vec![recognition.allocations_batch()?],
-        ),
-        (
-            OutputTable::RevenueSchedule,
-            vec![recognition.schedule_batch()?],
-        ),
-        (
-            OutputTable::ContractBillings,
-            vec![recognition.billings_batch()?],
-        ),
-        (
-            OutputTable::DeferredRevenue,
-            vec![recognition.roll_forward_batch()?],
-        ),
-        (
-            OutputTable::RevenueWaterfall,
-            vec![recognition.waterfall_batch()?],
-        ),
-    ];
+    // Each table is built, written and dropped before the next is built: at a million
+    // customers they are hundreds of megabytes each.
+    let mut outputs = Vec::with_capacity(20);
+    let mut put = |table: OutputTable, batches: Vec<RecordBatch>| -> Result<()> {
+        outputs.push(staging.write_table(table.name(), table.schema(), &batches)?);
+        Ok(())
+    };
+    put(OutputTable::InvoiceLines, vec![invoicing.lines_batch()?])?;
+    put(OutputTable::Invoices, vec![invoicing.invoices_batch()?])?;
+    put(
+        OutputTable::OpenCredits,
+        vec![invoicing.open_credits_batch()?],
+    )?;
+    put(OutputTable::Journal, vec![(*journal).clone()])?;
+    put(OutputTable::Rejects, vec![rejects_batch(rejects)?])?;
+    put(OutputTable::Unrated, unrated.to_vec())?;
+    put(
+        OutputTable::RevenueAllocations,
+        vec![recognition.allocations_batch()?],
+    )?;
+    put(
+        OutputTable::RevenueSchedule,
+        vec![recognition.schedule_batch()?],
+    )?;
+    put(
+        OutputTable::ContractBillings,
+        vec![recognition.billings_batch()?],
+    )?;
+    put(
+        OutputTable::DeferredRevenue,
+        vec![recognition.roll_forward_batch()?],
+    )?;
+    put(
+        OutputTable::RevenueWaterfall,
+        vec![recognition.waterfall_batch()?],
+    )?;
     if let Some((books, posted)) = books {
         let numbered: Vec<_> = posted
             .receivables
@@ -1261,33 +1269,28 @@ fn write_outputs(
                 (r.clone(), shown)
             })
             .collect();
+        put(
+            OutputTable::Receivables,
+            vec![receivables_batch(&numbered, books.as_of)?],
+        )?;
+        drop(numbered);
         let open: Vec<_> = posted.receivables.iter().map(|(r, _)| r.clone()).collect();
-        tables.extend([
-            (
-                OutputTable::Receivables,
-                vec![receivables_batch(&numbered, books.as_of)?],
-            ),
-            (
-                OutputTable::ArAging,
-                vec![ar_aging_batch(&ar_aging(&open, books.as_of)?)?],
-            ),
-            (
-                OutputTable::Applications,
-                vec![applications_batch(&posted.applications)?],
-            ),
-            (
-                OutputTable::CustomerBalances,
-                vec![customer_balances_batch(&customer_balances(
-                    &open,
-                    &posted.credits,
-                    books.as_of,
-                )?)?],
-            ),
-        ]);
-    }
-    let mut outputs = Vec::with_capacity(tables.len() + 2);
-    for (table, batches) in tables {
-        outputs.push(staging.write_table(table.name(), table.schema(), &batches)?);
+        put(
+            OutputTable::ArAging,
+            vec![ar_aging_batch(&ar_aging(&open, books.as_of)?)?],
+        )?;
+        put(
+            OutputTable::Applications,
+            vec![applications_batch(&posted.applications)?],
+        )?;
+        put(
+            OutputTable::CustomerBalances,
+            vec![customer_balances_batch(&customer_balances(
+                &open,
+                &posted.credits,
+                books.as_of,
+            )?)?],
+        )?;
     }
     let (entries, header, types) = *rendering;
     outputs.push(staging.write_text("journal.ledger", |out| {

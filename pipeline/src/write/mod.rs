@@ -39,6 +39,42 @@ pub struct OutputRecord {
     pub sha256: String,
 }
 
+/// A writer that hashes what passes through it: the manifest's SHA-256 and size of a
+/// file taken as it is written, never by reading the file back.
+pub(crate) struct Hashed<W> {
+    inner: W,
+    digest: Sha256,
+    bytes: u64,
+}
+
+impl<W> Hashed<W> {
+    pub(crate) fn new(inner: W) -> Self {
+        Self {
+            inner,
+            digest: Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    /// The writer, with the size and hex SHA-256 of everything written through it.
+    pub(crate) fn finish(self) -> (W, u64, String) {
+        (self.inner, self.bytes, hex::encode(self.digest.finalize()))
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Hashed<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.digest.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// SHA-256 and size of a file.
 ///
 /// # Errors

@@ -18,7 +18,9 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 
 use super::table_writer::TableWriter;
-use super::{OutputRecord, file_digest};
+use sha2::{Digest, Sha256};
+
+use super::OutputRecord;
 use crate::error::{PipelineError, Result};
 
 /// The staging folder of a run and where it will be published.
@@ -185,7 +187,13 @@ impl Staging {
         }
         std::fs::write(&path, contents)
             .map_err(PipelineError::io(format!("writing {}", path.display())))?;
-        file_record(relative, &path)
+        Ok(OutputRecord {
+            table: relative.to_string(),
+            file: relative.to_string(),
+            rows: 0,
+            bytes: contents.len() as u64,
+            sha256: hex::encode(Sha256::digest(contents)),
+        })
     }
 
     /// Writes the text `render` writes into a file of the staging folder, through a
@@ -203,6 +211,8 @@ impl Staging {
         let file = std::fs::File::create(&path).map_err(io)?;
         let mut text = TextFile {
             out: std::io::BufWriter::with_capacity(1 << 20, file),
+            digest: Sha256::new(),
+            bytes: 0,
             error: None,
         };
         render(&mut text)?;
@@ -211,8 +221,13 @@ impl Staging {
         }
         use std::io::Write as _;
         text.out.flush().map_err(io)?;
-        drop(text);
-        file_record(relative, &path)
+        Ok(OutputRecord {
+            table: relative.to_string(),
+            file: relative.to_string(),
+            rows: 0,
+            bytes: text.bytes,
+            sha256: hex::encode(text.digest.finalize()),
+        })
     }
 
     /// Moves the staging folder into place. A previous run's output is swapped out and
@@ -247,24 +262,22 @@ impl Staging {
     }
 }
 
-/// The manifest's record of a file written whole (not a table): its size and SHA-256.
-fn file_record(relative: &str, path: &Path) -> Result<OutputRecord> {
-    let (bytes, sha256) = file_digest(path)?;
-    Ok(OutputRecord {
-        table: relative.to_string(),
-        file: relative.to_string(),
-        rows: 0,
-        bytes,
-        sha256,
-    })
-}
-
-/// A file of the staging folder written as text (`std::fmt::Write`), buffered; the
+/// A file of the staging folder written as text (`std::fmt::Write`), buffered and
+/// hashed as it is written (the manifest's SHA-256 without reading the file back); the
 /// first I/O error is kept for [`Staging::write_text`] to report.
-#[derive(Debug)]
 pub struct TextFile {
     out: std::io::BufWriter<std::fs::File>,
+    digest: Sha256,
+    bytes: u64,
     error: Option<std::io::Error>,
+}
+
+impl std::fmt::Debug for TextFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextFile")
+            .field("bytes", &self.bytes)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Write for TextFile {
@@ -276,13 +289,19 @@ impl std::fmt::Write for TextFile {
         self.out.write_all(s.as_bytes()).map_err(|e| {
             self.error = Some(e);
             std::fmt::Error
-        })
+        })?;
+        self.digest.update(s.as_bytes());
+        self.bytes += s.len() as u64;
+        Ok(())
     }
 }
 
 impl std::io::Write for TextFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.out.write(buf)
+        let n = self.out.write(buf)?;
+        self.digest.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {

@@ -17,7 +17,7 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 use rayon::iter::{IndexedParallelIterator, IntoParallelRefMutIterator, ParallelIterator};
 
-use super::{OutputRecord, file_digest};
+use super::{Hashed, OutputRecord};
 use crate::error::{PipelineError, Result};
 
 /// Rows per batch handed to the Parquet writer; fixed so that page boundaries are too.
@@ -75,7 +75,7 @@ pub struct TableWriter {
 
 /// A Parquet file whose row groups are encoded column by column in parallel.
 pub(super) struct ParallelColumnWriter {
-    file: SerializedFileWriter<BufWriter<File>>,
+    file: SerializedFileWriter<Hashed<BufWriter<File>>>,
     factory: ArrowRowGroupWriterFactory,
     /// The column writers of the row group in progress.
     columns: Option<Vec<ArrowColumnWriter>>,
@@ -89,7 +89,7 @@ impl ParallelColumnWriter {
     pub(super) fn new(file: File, schema: &SchemaRef) -> Result<Self> {
         // `ArrowWriter` builds the file's Parquet schema and its embedded Arrow schema.
         let writer = ArrowWriter::try_new(
-            BufWriter::new(file),
+            Hashed::new(BufWriter::new(file)),
             Arc::clone(schema),
             Some(writer_properties()?),
         )?;
@@ -161,10 +161,13 @@ impl ParallelColumnWriter {
         Ok(())
     }
 
-    fn close(mut self) -> Result<()> {
+    /// Closes the file; its size and SHA-256.
+    fn close(mut self) -> Result<(u64, String)> {
         self.close_row_group()?;
-        self.file.close()?;
-        Ok(())
+        let (mut file, bytes, sha256) = self.file.into_inner()?.finish();
+        std::io::Write::flush(&mut file)
+            .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))?;
+        Ok((bytes, sha256))
     }
 }
 
@@ -228,8 +231,7 @@ impl TableWriter {
         while let Some(ready) = self.coalescer.next_completed_batch() {
             self.writer.write(ready)?;
         }
-        self.writer.close()?;
-        let (bytes, sha256) = file_digest(&self.path)?;
+        let (bytes, sha256) = self.writer.close()?;
         Ok(OutputRecord {
             table: self.table,
             file: self.relative,
