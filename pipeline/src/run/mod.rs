@@ -1224,85 +1224,103 @@ fn write_outputs(
         erp_files,
         books,
     } = run;
+    // The journal's text renderings are written beside the tables, on a thread of their
+    // own: the Parquet writer encodes a table's columns in parallel, but a few wide
+    // columns (memos, ids) leave a core idle that the renderings fill.
+    let (entries, header, types) = *rendering;
+    let render_texts = || -> Result<Vec<OutputRecord>> {
+        let ledger = staging.write_text("journal.ledger", |out| {
+            Ok(write_hledger_journal(out, entries, header, types)?)
+        })?;
+        let mut csv =
+            staging.write_text("journal.csv", |out| Ok(write_journal_csv(out, journal)?))?;
+        csv.rows = journal.num_rows() as u64;
+        let beancount = staging.write_text("journal.beancount", |out| {
+            Ok(write_beancount_journal(out, entries, header, types)?)
+        })?;
+        Ok(vec![ledger, csv, beancount])
+    };
     // Each table is built, written and dropped before the next is built: at a million
     // customers they are hundreds of megabytes each.
-    let mut outputs = Vec::with_capacity(20);
-    let mut put = |table: OutputTable, batches: Vec<RecordBatch>| -> Result<()> {
-        outputs.push(staging.write_table(table.name(), table.schema(), &batches)?);
-        Ok(())
+    let write_tables = || -> Result<Vec<OutputRecord>> {
+        let mut outputs = Vec::with_capacity(16);
+        let mut put = |table: OutputTable, batches: Vec<RecordBatch>| -> Result<()> {
+            outputs.push(staging.write_table(table.name(), table.schema(), &batches)?);
+            Ok(())
+        };
+        put(OutputTable::InvoiceLines, vec![invoicing.lines_batch()?])?;
+        put(OutputTable::Invoices, vec![invoicing.invoices_batch()?])?;
+        put(
+            OutputTable::OpenCredits,
+            vec![invoicing.open_credits_batch()?],
+        )?;
+        put(OutputTable::Journal, vec![(*journal).clone()])?;
+        put(OutputTable::Rejects, vec![rejects_batch(rejects)?])?;
+        put(OutputTable::Unrated, unrated.to_vec())?;
+        put(
+            OutputTable::RevenueAllocations,
+            vec![recognition.allocations_batch()?],
+        )?;
+        put(
+            OutputTable::RevenueSchedule,
+            vec![recognition.schedule_batch()?],
+        )?;
+        put(
+            OutputTable::ContractBillings,
+            vec![recognition.billings_batch()?],
+        )?;
+        put(
+            OutputTable::DeferredRevenue,
+            vec![recognition.roll_forward_batch()?],
+        )?;
+        put(
+            OutputTable::RevenueWaterfall,
+            vec![recognition.waterfall_batch()?],
+        )?;
+        if let Some((books, posted)) = books {
+            let numbered: Vec<_> = posted
+                .receivables
+                .iter()
+                .map(|(r, n)| {
+                    let shown = (!posted.unnumbered.contains(&r.invoice_id)).then_some(*n);
+                    (r.clone(), shown)
+                })
+                .collect();
+            put(
+                OutputTable::Receivables,
+                vec![receivables_batch(&numbered, books.as_of)?],
+            )?;
+            drop(numbered);
+            let open: Vec<_> = posted.receivables.iter().map(|(r, _)| r.clone()).collect();
+            put(
+                OutputTable::ArAging,
+                vec![ar_aging_batch(&ar_aging(&open, books.as_of)?)?],
+            )?;
+            put(
+                OutputTable::Applications,
+                vec![applications_batch(&posted.applications)?],
+            )?;
+            put(
+                OutputTable::CustomerBalances,
+                vec![customer_balances_batch(&customer_balances(
+                    &open,
+                    &posted.credits,
+                    books.as_of,
+                )?)?],
+            )?;
+        }
+        Ok(outputs)
     };
-    put(OutputTable::InvoiceLines, vec![invoicing.lines_batch()?])?;
-    put(OutputTable::Invoices, vec![invoicing.invoices_batch()?])?;
-    put(
-        OutputTable::OpenCredits,
-        vec![invoicing.open_credits_batch()?],
-    )?;
-    put(OutputTable::Journal, vec![(*journal).clone()])?;
-    put(OutputTable::Rejects, vec![rejects_batch(rejects)?])?;
-    put(OutputTable::Unrated, unrated.to_vec())?;
-    put(
-        OutputTable::RevenueAllocations,
-        vec![recognition.allocations_batch()?],
-    )?;
-    put(
-        OutputTable::RevenueSchedule,
-        vec![recognition.schedule_batch()?],
-    )?;
-    put(
-        OutputTable::ContractBillings,
-        vec![recognition.billings_batch()?],
-    )?;
-    put(
-        OutputTable::DeferredRevenue,
-        vec![recognition.roll_forward_batch()?],
-    )?;
-    put(
-        OutputTable::RevenueWaterfall,
-        vec![recognition.waterfall_batch()?],
-    )?;
-    if let Some((books, posted)) = books {
-        let numbered: Vec<_> = posted
-            .receivables
-            .iter()
-            .map(|(r, n)| {
-                let shown = (!posted.unnumbered.contains(&r.invoice_id)).then_some(*n);
-                (r.clone(), shown)
-            })
-            .collect();
-        put(
-            OutputTable::Receivables,
-            vec![receivables_batch(&numbered, books.as_of)?],
-        )?;
-        drop(numbered);
-        let open: Vec<_> = posted.receivables.iter().map(|(r, _)| r.clone()).collect();
-        put(
-            OutputTable::ArAging,
-            vec![ar_aging_batch(&ar_aging(&open, books.as_of)?)?],
-        )?;
-        put(
-            OutputTable::Applications,
-            vec![applications_batch(&posted.applications)?],
-        )?;
-        put(
-            OutputTable::CustomerBalances,
-            vec![customer_balances_batch(&customer_balances(
-                &open,
-                &posted.credits,
-                books.as_of,
-            )?)?],
-        )?;
-    }
-    let (entries, header, types) = *rendering;
-    outputs.push(staging.write_text("journal.ledger", |out| {
-        Ok(write_hledger_journal(out, entries, header, types)?)
-    })?);
-    let mut journal_csv_output =
-        staging.write_text("journal.csv", |out| Ok(write_journal_csv(out, journal)?))?;
-    journal_csv_output.rows = journal.num_rows() as u64;
-    outputs.push(journal_csv_output);
-    outputs.push(staging.write_text("journal.beancount", |out| {
-        Ok(write_beancount_journal(out, entries, header, types)?)
-    })?);
+    let (tables, texts) = std::thread::scope(|scope| {
+        let texts = scope.spawn(render_texts);
+        let tables = write_tables();
+        let texts = texts
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (tables, texts)
+    });
+    let mut outputs = tables?;
+    outputs.extend(texts?);
     for file in *erp_files {
         let mut output = staging.write_file(&format!("erp/{}", file.name), &file.bytes)?;
         output.rows = file.rows;
