@@ -1000,3 +1000,56 @@ fn manifest_rejects_per_file_add_up_to_rejects_by_table() {
         .sum();
     assert_eq!(total, 10);
 }
+
+/// Paired with the writers, which hash each file as they write it: every file the
+/// manifest lists has the size and SHA-256 the manifest gives, computed here from the
+/// file as published, and every file of the output but the manifest is listed.
+#[test]
+fn the_manifest_digest_of_every_output_is_that_of_its_file() {
+    use sha2::Digest as _;
+    let out = sample_out();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let listed: Vec<&serde_json::Value> = manifest["outputs"].as_array().unwrap().iter().collect();
+    let mut files = std::collections::BTreeSet::new();
+    for record in &listed {
+        let file = record["file"].as_str().unwrap();
+        let bytes = std::fs::read(out.join(file)).unwrap();
+        assert_eq!(record["bytes"], bytes.len() as u64, "{file}");
+        assert_eq!(
+            record["sha256"],
+            hex::encode(sha2::Sha256::digest(&bytes)),
+            "{file}"
+        );
+        files.insert(file.to_string());
+    }
+    let mut on_disk = std::collections::BTreeSet::new();
+    let mut folders = vec![out.clone()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                let relative = path
+                    .strip_prefix(&out)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                if relative != "manifest.json" {
+                    on_disk.insert(relative);
+                }
+            }
+        }
+    }
+    assert_eq!(files, on_disk);
+    // Parquet tables, the three journal texts: both writers' paths are covered.
+    for file in [
+        "invoices/part-00000.parquet",
+        "journal.ledger",
+        "journal.csv",
+        "journal.beancount",
+    ] {
+        assert!(files.contains(file), "{file} not in the manifest");
+    }
+}

@@ -7,7 +7,29 @@ use std::path::Path;
 
 use crate::common::{repo, tool};
 
+/// Whether python3 has the three readers. Without `BILLRUN_REQUIRE_TOOLS` a machine
+/// that lacks one skips the check, as it does when python3 itself is missing;
+/// `scripts/test.sh` installs them and requires them, so CI always runs it.
+fn readers_installed() -> bool {
+    if std::env::var_os("BILLRUN_REQUIRE_TOOLS").is_some() {
+        return true;
+    }
+    let installed = std::process::Command::new("python3")
+        .args(["-c", "import pyarrow, polars, duckdb"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        eprintln!(
+            "python3 with pyarrow, polars and duckdb not available; skipped — CI runs this check"
+        );
+    }
+    installed
+}
+
 fn read_every_table(out: &Path, tables: &[&str]) {
+    if !readers_installed() {
+        return;
+    }
     let script = repo("tests/readers/read_every_table.py");
     let Some(text) = tool("python3", &[script.as_os_str(), out.as_os_str()]) else {
         return;

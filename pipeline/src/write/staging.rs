@@ -20,7 +20,7 @@ use arrow::datatypes::SchemaRef;
 use super::table_writer::TableWriter;
 use sha2::{Digest, Sha256};
 
-use super::OutputRecord;
+use super::{Hashed, OutputRecord};
 use crate::error::{PipelineError, Result};
 
 /// The staging folder of a run and where it will be published.
@@ -210,23 +210,21 @@ impl Staging {
         let io = |e| PipelineError::io(format!("writing {}", path.display()))(e);
         let file = std::fs::File::create(&path).map_err(io)?;
         let mut text = TextFile {
-            out: std::io::BufWriter::with_capacity(1 << 20, file),
-            digest: Sha256::new(),
-            bytes: 0,
+            out: Hashed::new(std::io::BufWriter::with_capacity(1 << 20, file)),
             error: None,
         };
         render(&mut text)?;
         if let Some(e) = text.error.take() {
             return Err(io(e));
         }
-        use std::io::Write as _;
-        text.out.flush().map_err(io)?;
+        let (mut file, bytes, sha256) = text.out.finish();
+        std::io::Write::flush(&mut file).map_err(io)?;
         Ok(OutputRecord {
             table: relative.to_string(),
             file: relative.to_string(),
             rows: 0,
-            bytes: text.bytes,
-            sha256: hex::encode(text.digest.finalize()),
+            bytes,
+            sha256,
         })
     }
 
@@ -266,17 +264,13 @@ impl Staging {
 /// hashed as it is written (the manifest's SHA-256 without reading the file back); the
 /// first I/O error is kept for [`Staging::write_text`] to report.
 pub struct TextFile {
-    out: std::io::BufWriter<std::fs::File>,
-    digest: Sha256,
-    bytes: u64,
+    out: Hashed<std::io::BufWriter<std::fs::File>>,
     error: Option<std::io::Error>,
 }
 
 impl std::fmt::Debug for TextFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TextFile")
-            .field("bytes", &self.bytes)
-            .finish_non_exhaustive()
+        f.debug_struct("TextFile").finish_non_exhaustive()
     }
 }
 
@@ -289,19 +283,13 @@ impl std::fmt::Write for TextFile {
         self.out.write_all(s.as_bytes()).map_err(|e| {
             self.error = Some(e);
             std::fmt::Error
-        })?;
-        self.digest.update(s.as_bytes());
-        self.bytes += s.len() as u64;
-        Ok(())
+        })
     }
 }
 
 impl std::io::Write for TextFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.out.write(buf)?;
-        self.digest.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
+        self.out.write(buf)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
