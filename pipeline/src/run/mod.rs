@@ -150,6 +150,14 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
     }
 
     let master = validate(&inputs, options.period)?;
+    // The master tables live on in the catalog, the chart and the contracts: their rows
+    // as read (hundreds of megabytes at a million customers) are dropped here. Payments
+    // are read again when posting; usage is in its scratch files.
+    for (table, loaded) in &mut inputs.loaded {
+        if !matches!(table, Table::Usage | Table::Payments) {
+            loaded.batches = Vec::new();
+        }
+    }
     // The payments earlier postings posted under the ids this run's payments use: a
     // retry (same fields) is skipped, a conflict refused.
     let posted_payments = match &books {
