@@ -15,11 +15,10 @@ use billrun_engine::{
     compose_invoice,
 };
 use chrono::{Days, NaiveDate};
+use rayon::prelude::*;
 use rust_decimal::Decimal;
 
 use crate::books::{Credit, SourceKind};
-use rayon::prelude::*;
-
 use crate::catalog::{Catalog, CreditMemoEntry, Customer, Subscription};
 use crate::error::{AccountingError, Result, minor_units_of};
 
