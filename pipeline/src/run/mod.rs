@@ -325,7 +325,6 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         env!("CARGO_PKG_VERSION"),
         options.period
     );
-    let journal = journal_batch(&entries)?;
     let types = account_types(&master, &recognition);
     let mut warnings = input_warnings(&inputs);
     let erp_files = match ErpLayouts::build(&entries, &types)? {
@@ -346,7 +345,6 @@ pub async fn run_bill(options: RunOptions) -> Result<Manifest> {
         &RunTables {
             invoicing: &invoicing,
             recognition: &recognition,
-            journal: &journal,
             rendering: (&entries, &header, &types),
             erp_files: &erp_files,
             books: books.as_ref().zip(posted.as_ref()),
@@ -1203,11 +1201,14 @@ fn sort_rejects(inputs: &Inputs, rejects: &mut [Reject]) {
     rejects.sort_by_key(|r| (order.get(r.source_file.as_str()).copied(), r.row_number));
 }
 
+/// Journal entries turned into `journal` rows at a time (an entry is two to a few
+/// postings): a few megabytes of Arrow arrays.
+const JOURNAL_BLOCK_ENTRIES: usize = 16 * 1024;
+
 /// The run's tables and journal, to write.
 struct RunTables<'a> {
     invoicing: &'a Invoicing,
     recognition: &'a Recognition,
-    journal: &'a RecordBatch,
     /// The entries, header and account types `journal.ledger` and `journal.beancount`
     /// are rendered from, as they are written (a million customers' journal is
     /// gigabytes of text: never held whole).
@@ -1227,7 +1228,6 @@ fn write_outputs(
     let RunTables {
         invoicing,
         recognition,
-        journal,
         rendering,
         erp_files,
         books,
@@ -1241,8 +1241,8 @@ fn write_outputs(
             Ok(write_hledger_journal(out, entries, header, types)?)
         })?;
         let mut csv =
-            staging.write_text("journal.csv", |out| Ok(write_journal_csv(out, journal)?))?;
-        csv.rows = journal.num_rows() as u64;
+            staging.write_text("journal.csv", |out| Ok(write_journal_csv(out, entries)?))?;
+        csv.rows = entries.iter().map(|e| e.postings.len() as u64).sum();
         let beancount = staging.write_text("journal.beancount", |out| {
             Ok(write_beancount_journal(out, entries, header, types)?)
         })?;
@@ -1252,36 +1252,64 @@ fn write_outputs(
     // customers they are hundreds of megabytes each.
     let write_tables = || -> Result<Vec<OutputRecord>> {
         let mut outputs = Vec::with_capacity(16);
-        let mut put = |table: OutputTable, batches: Vec<RecordBatch>| -> Result<()> {
+        let put = |outputs: &mut Vec<OutputRecord>,
+                   table: OutputTable,
+                   batches: Vec<RecordBatch>|
+         -> Result<()> {
             outputs.push(staging.write_table(table.name(), table.schema(), &batches)?);
             Ok(())
         };
-        put(OutputTable::InvoiceLines, vec![invoicing.lines_batch()?])?;
-        put(OutputTable::Invoices, vec![invoicing.invoices_batch()?])?;
         put(
+            &mut outputs,
+            OutputTable::InvoiceLines,
+            vec![invoicing.lines_batch()?],
+        )?;
+        put(
+            &mut outputs,
+            OutputTable::Invoices,
+            vec![invoicing.invoices_batch()?],
+        )?;
+        put(
+            &mut outputs,
             OutputTable::OpenCredits,
             vec![invoicing.open_credits_batch()?],
         )?;
-        put(OutputTable::Journal, vec![(*journal).clone()])?;
-        put(OutputTable::Rejects, vec![rejects_batch(rejects)?])?;
-        put(OutputTable::Unrated, unrated.to_vec())?;
+        // The journal table a block of entries at a time: whole, at a million customers it
+        // was a gigabyte beside the entries it is built from.
+        let mut journal =
+            staging.table_writer(OutputTable::Journal.name(), OutputTable::Journal.schema())?;
+        for block in entries.chunks(JOURNAL_BLOCK_ENTRIES) {
+            journal.write(&journal_batch(block)?)?;
+        }
+        outputs.push(journal.finish()?);
         put(
+            &mut outputs,
+            OutputTable::Rejects,
+            vec![rejects_batch(rejects)?],
+        )?;
+        put(&mut outputs, OutputTable::Unrated, unrated.to_vec())?;
+        put(
+            &mut outputs,
             OutputTable::RevenueAllocations,
             vec![recognition.allocations_batch()?],
         )?;
         put(
+            &mut outputs,
             OutputTable::RevenueSchedule,
             vec![recognition.schedule_batch()?],
         )?;
         put(
+            &mut outputs,
             OutputTable::ContractBillings,
             vec![recognition.billings_batch()?],
         )?;
         put(
+            &mut outputs,
             OutputTable::DeferredRevenue,
             vec![recognition.roll_forward_batch()?],
         )?;
         put(
+            &mut outputs,
             OutputTable::RevenueWaterfall,
             vec![recognition.waterfall_batch()?],
         )?;
@@ -1295,20 +1323,24 @@ fn write_outputs(
                 })
                 .collect();
             put(
+                &mut outputs,
                 OutputTable::Receivables,
                 vec![receivables_batch(&numbered, books.as_of)?],
             )?;
             drop(numbered);
             let open: Vec<_> = posted.receivables.iter().map(|(r, _)| r.clone()).collect();
             put(
+                &mut outputs,
                 OutputTable::ArAging,
                 vec![ar_aging_batch(&ar_aging(&open, books.as_of)?)?],
             )?;
             put(
+                &mut outputs,
                 OutputTable::Applications,
                 vec![applications_batch(&posted.applications)?],
             )?;
             put(
+                &mut outputs,
                 OutputTable::CustomerBalances,
                 vec![customer_balances_batch(&customer_balances(
                     &open,
