@@ -34,6 +34,7 @@ pub mod books;
 pub mod catalog;
 pub mod columns;
 mod error;
+mod in_order;
 pub mod invoicing;
 pub mod ledger;
 pub mod reasons;

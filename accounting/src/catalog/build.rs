@@ -8,7 +8,7 @@ use billrun_schemas::{Reject, RejectCode};
 use rust_decimal::Decimal;
 
 use super::{
-    Catalog, CreditMemoEntry, Customer, Product, ProductKind, RefusedRow, RefusedVersion,
+    ById, Catalog, CreditMemoEntry, Customer, Product, ProductKind, RefusedRow, RefusedVersion,
     Subscription,
 };
 use crate::error::{AccountingError, Result};
@@ -61,9 +61,8 @@ impl<'a> Builder<'a> {
     }
 
     pub(super) fn customers(&mut self, table: ValidatedRows<'a>) {
-        // Kept in row order, the map built once from them sorted (a bulk build, not a
-        // search and an insert per customer).
-        let mut kept: Vec<(String, Customer)> = Vec::with_capacity(table.len());
+        // Kept in row order, then sorted by id in place.
+        let mut kept: Vec<Customer> = Vec::with_capacity(table.len());
         for row in table.iter() {
             let id = row.str("customer_id").unwrap_or_default();
             if !self.customer_ids.insert(id) {
@@ -79,10 +78,9 @@ impl<'a> Builder<'a> {
                 tax_region: row.text("tax_region"),
                 email: row.text("email"),
             };
-            kept.push((id.to_string(), customer));
+            kept.push(customer);
         }
-        kept.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        self.catalog.customers = kept.into_iter().collect();
+        self.catalog.customers = ById::from_rows(kept);
     }
 
     pub(super) fn products(&mut self, table: ValidatedRows<'_>) -> Result<()> {
@@ -110,9 +108,9 @@ impl<'a> Builder<'a> {
     }
 
     pub(super) fn subscriptions(&mut self, table: ValidatedRows<'_>) {
-        // As customers: duplicates found by hash, the map built once, sorted.
+        // As customers: duplicates found by hash, the rows sorted by id once.
         let mut seen: HashSet<&str> = HashSet::with_capacity(table.len());
-        let mut kept: Vec<(String, Subscription)> = Vec::with_capacity(table.len());
+        let mut kept: Vec<Subscription> = Vec::with_capacity(table.len());
         for row in table.iter() {
             let id_text = row.str("subscription_id").unwrap_or_default();
             // A duplicate of a kept subscription: one whose first row was rejected
@@ -121,7 +119,6 @@ impl<'a> Builder<'a> {
                 self.duplicate_key(&row, "subscription_id", id_text);
                 continue;
             }
-            let id = id_text.to_string();
             let Some(customer_id) = self.known_customer(&row) else {
                 continue;
             };
@@ -168,7 +165,7 @@ impl<'a> Builder<'a> {
                 continue;
             }
             let subscription = Subscription {
-                subscription_id: id.clone(),
+                subscription_id: id_text.to_string(),
                 customer_id,
                 plan_id,
                 product_id,
@@ -180,10 +177,9 @@ impl<'a> Builder<'a> {
                 min_commitment,
             };
             seen.insert(id_text);
-            kept.push((id, subscription));
+            kept.push(subscription);
         }
-        kept.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        self.catalog.subscriptions = kept.into_iter().collect();
+        self.catalog.subscriptions = ById::from_rows(kept);
     }
 
     pub(super) fn tax_rates(&mut self, table: ValidatedRows<'_>, refused: &[RefusedRow]) {

@@ -1,9 +1,10 @@
 //! Master data — customers, products, plan versions, subscriptions, tax rates and credit
 //! memos — checked across rows and tables.
 //!
-//! Master data is small (thousands of rows, not millions), so it lives in ordered maps:
-//! ordered so that everything derived from it (segments, invoices, journal) comes out in
-//! the same order on every run. Cross-row problems (a duplicate key, a plan version
+//! Master data lives in id order, so that everything derived from it (segments,
+//! invoices, journal) comes out in the same order on every run: the small tables in
+//! ordered maps, customers and subscriptions (millions of rows in a telecom's run) in
+//! [`ById`], each row held once. Cross-row problems (a duplicate key, a plan version
 //! without a 0 tier, a subscription to an unknown plan) reject the rows at fault, with
 //! their file and row, exactly like cell problems do.
 
@@ -158,16 +159,107 @@ pub struct CreditMemoEntry {
     pub issued_on: NaiveDate,
 }
 
+/// A row of master data known by its id.
+pub trait Identified {
+    /// The row's id (`customer_id`, `subscription_id`).
+    fn id(&self) -> &str;
+}
+
+impl Identified for Customer {
+    fn id(&self) -> &str {
+        &self.customer_id
+    }
+}
+
+impl Identified for Subscription {
+    fn id(&self) -> &str {
+        &self.subscription_id
+    }
+}
+
+/// Rows with distinct ids, in id order (byte order, as a `BTreeMap<String, _>` orders
+/// them), found by binary search.
+///
+/// A map of a million customers and three million subscriptions held each id twice (the
+/// key and the row's own) in nodes allocated beside the rows they were built from: 1.7 GB
+/// at its peak. A sorted vector holds each row once and is sorted in place.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ById<T>(Vec<T>);
+
+impl<T> Default for ById<T> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<T: Identified> ById<T> {
+    /// `rows` in id order.
+    ///
+    /// # Panics
+    /// In debug builds, if two rows have one id (the builder rejects the second).
+    #[must_use]
+    pub fn from_rows(mut rows: Vec<T>) -> Self {
+        // Ids are distinct, so an unstable sort has one outcome.
+        rows.sort_unstable_by(|a, b| a.id().cmp(b.id()));
+        debug_assert!(
+            rows.windows(2).all(|w| w[0].id() < w[1].id()),
+            "ids must be distinct"
+        );
+        Self(rows)
+    }
+
+    /// The row of `id`.
+    #[must_use]
+    pub fn get(&self, id: &str) -> Option<&T> {
+        self.0
+            .binary_search_by(|row| row.id().cmp(id))
+            .ok()
+            .map(|i| &self.0[i])
+    }
+
+    /// Whether a row has `id`.
+    #[must_use]
+    pub fn contains_key(&self, id: &str) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// (id, row) in id order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &T)> + Clone {
+        self.0.iter().map(|row| (row.id(), row))
+    }
+
+    /// The rows in id order.
+    pub fn values(&self) -> std::slice::Iter<'_, T> {
+        self.0.iter()
+    }
+
+    /// The rows in id order, as a slice.
+    #[must_use]
+    pub fn as_slice(&self) -> &[T] {
+        &self.0
+    }
+
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// All master data of a run, validated across rows and tables.
 #[derive(Debug, Default)]
 pub struct Catalog {
-    pub customers: BTreeMap<String, Customer>,
+    pub customers: ById<Customer>,
     pub products: BTreeMap<String, Product>,
     /// Every valid plan version; its index is the `version_idx` used by rating.
     pub plan_versions: Vec<PlanVersionEntry>,
     /// plan_id → indices into `plan_versions`, by effective_from.
     pub plans: BTreeMap<String, Vec<usize>>,
-    pub subscriptions: BTreeMap<String, Subscription>,
+    pub subscriptions: ById<Subscription>,
     /// tax_region → (effective_from, rate), by effective_from.
     pub tax_rates: BTreeMap<String, Vec<(NaiveDate, Decimal)>>,
     /// By (issued_on, credit_memo_id): the order credits are applied in.

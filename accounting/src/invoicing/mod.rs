@@ -15,7 +15,6 @@ use billrun_engine::{
     compose_invoice,
 };
 use chrono::{Days, NaiveDate};
-use rayon::prelude::*;
 use rust_decimal::Decimal;
 
 use crate::books::{Credit, SourceKind};
@@ -224,7 +223,7 @@ pub fn build_invoices_with_credit(
     }
     // Each customer's invoices depend on its own subscriptions, usage and credit only:
     // billed in parallel, gathered in customer order.
-    let customers: Vec<(&String, &Customer)> = catalog.customers.iter().collect();
+    let customers: &[Customer] = catalog.customers.as_slice();
     let inputs = CustomerInputs {
         catalog,
         month,
@@ -237,15 +236,26 @@ pub fn build_invoices_with_credit(
         corrections_by_customer: &corrections_by_customer,
         carried_left: &carried_left,
     };
-    let billed: Vec<Result<Option<CustomerInvoicing>>> = customers
-        .par_iter()
-        .map(|&(customer_id, customer)| inputs.invoice_customer(customer_id, customer))
-        .collect();
-    for result in billed {
-        let Some(customer) = result? else { continue };
-        out.invoices.extend(customer.invoices);
-        out.open_credits.extend(customer.open_credits);
-    }
+    // A customer has one invoice per currency it is billed in: nearly always one.
+    out.invoices.reserve(customers.len());
+    crate::in_order::map_chunks_in_order(
+        customers,
+        256,
+        64,
+        |block| {
+            block
+                .iter()
+                .map(|customer| inputs.invoice_customer(&customer.customer_id, customer))
+                .collect::<Result<Vec<_>>>()
+        },
+        |block| {
+            for customer in block.into_iter().flatten() {
+                out.invoices.extend(customer.invoices);
+                out.open_credits.extend(customer.open_credits);
+            }
+            Ok(())
+        },
+    )?;
     // Whose credit and corrections were looked at: every customer with a window.
     let billed_customer = |id: &str| catalog.customers.contains_key(id) && windows.contains_key(id);
     carried_by_customer.retain(|id, _| !billed_customer(id));

@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 
 use billrun_engine::{DateWindow, LineKind, checked};
 use chrono::NaiveDate;
-use rayon::prelude::*;
 use rust_decimal::Decimal;
 
 use super::payments::Payment;
@@ -22,23 +21,38 @@ use crate::invoicing::{CreditScope, InvoiceRecord};
 /// # Errors
 /// [`crate::AccountingError::Internal`] if an entry does not balance (a bug).
 pub fn journal_entries(catalog: &Catalog, invoices: &[InvoiceRecord]) -> Result<Vec<JournalEntry>> {
+    let mut entries = Vec::with_capacity(2 * invoices.len());
+    extend_journal_entries(catalog, invoices, &mut entries)?;
+    Ok(entries)
+}
+
+/// [`journal_entries`], appended to `entries`.
+///
+/// # Errors
+/// As [`journal_entries`].
+pub fn extend_journal_entries(
+    catalog: &Catalog,
+    invoices: &[InvoiceRecord],
+    entries: &mut Vec<JournalEntry>,
+) -> Result<()> {
     // Each invoice's entries depend on that invoice only: built in parallel, a block of
     // invoices per task, gathered in invoice order (the first error in that order wins).
-    let blocks: Vec<Result<Vec<JournalEntry>>> = invoices
-        .par_chunks(1024)
-        .map(|block| {
+    crate::in_order::map_chunks_in_order(
+        invoices,
+        1024,
+        16,
+        |block| {
             let mut entries = Vec::with_capacity(2 * block.len());
             for invoice in block {
                 invoice_entries(catalog, invoice, &mut entries)?;
             }
             Ok(entries)
-        })
-        .collect();
-    let mut entries = Vec::with_capacity(2 * invoices.len());
-    for block in blocks {
-        entries.extend(block?);
-    }
-    Ok(entries)
+        },
+        |block| {
+            entries.extend(block);
+            Ok(())
+        },
+    )
 }
 
 /// The accrual and billing entries of one invoice, appended to `entries`.

@@ -15,7 +15,7 @@ pub mod payments;
 pub mod render;
 
 pub use chart::{AccountTypes, GlAccount, GlAccountType, GlChart};
-pub use entries::{credit_memo_entries, journal_entries, payment_entries};
+pub use entries::{credit_memo_entries, extend_journal_entries, journal_entries, payment_entries};
 pub use erp::{ErpFile, ErpLayouts};
 pub use payments::{Payment, payments};
 pub use render::{

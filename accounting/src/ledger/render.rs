@@ -4,8 +4,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use rayon::prelude::*;
-
 use arrow::array::{ArrayRef, Date32Array, Decimal128Array, RecordBatch, StringArray};
 use billrun_engine::{checked, days_since_epoch, decimal_to_i128_scaled};
 use billrun_schemas::outputs::OutputTable;
@@ -190,20 +188,13 @@ fn write_chunks_in_parallel<T: Sync>(
 }
 
 /// `render`s `items` a chunk of [`RENDER_CHUNK`] at a time, [`CHUNKS_AT_ONCE`] chunks in
-/// parallel, and hands each rendering to `emit` in item order. The first error in item
-/// order is the one returned.
+/// parallel, and hands each rendering to `emit` in item order.
 fn render_in_parallel<T: Sync, R: Send>(
     items: &[T],
     render: impl Fn(&[T]) -> Result<R> + Sync,
-    mut emit: impl FnMut(R) -> Result<()>,
+    emit: impl FnMut(R) -> Result<()>,
 ) -> Result<()> {
-    for window in items.chunks(RENDER_CHUNK * CHUNKS_AT_ONCE) {
-        let parts: Vec<Result<R>> = window.par_chunks(RENDER_CHUNK).map(&render).collect();
-        for part in parts {
-            emit(part?)?;
-        }
-    }
-    Ok(())
+    crate::in_order::map_chunks_in_order(items, RENDER_CHUNK, CHUNKS_AT_ONCE, render, emit)
 }
 
 /// Each currency's minor digits, looked up once per rendering instead of per entry.

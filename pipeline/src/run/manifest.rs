@@ -93,6 +93,7 @@ impl Stopwatch {
             stage,
             seconds = format!("{seconds:.3}"),
             peak_rss_mib = peak.map(|b| b / (1 << 20)),
+            rss_mib = rss_bytes("VmRSS:").map(|b| b / (1 << 20)),
             "stage done"
         );
         self.stages.push(StageTime {
@@ -106,8 +107,14 @@ impl Stopwatch {
 
 /// The resident-set high-water mark of this process, where the OS reports one (Linux).
 fn peak_rss_bytes() -> Option<u64> {
+    rss_bytes("VmHWM:")
+}
+
+/// A resident-set figure of this process (`VmHWM:` the high-water mark, `VmRSS:` now),
+/// where the OS reports one (Linux).
+fn rss_bytes(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    let kib = status.lines().find_map(|l| l.strip_prefix(field))?;
     let kib: u64 = kib.trim().trim_end_matches("kB").trim().parse().ok()?;
     Some(kib * 1024)
 }

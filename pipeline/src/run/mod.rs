@@ -12,12 +12,14 @@ use billrun_accounting::books::{
     customer_balances_batch, post_run, receivables_batch,
 };
 use billrun_accounting::catalog::{Catalog, MasterTables, build_catalog};
+use rayon::slice::ParallelSliceMut;
+
 use billrun_accounting::invoicing::{
     CreditScope, Invoicing, OpenCredit, UsageTotals, build_invoices_with_credit,
 };
 use billrun_accounting::ledger::{
     AccountTypes, ErpFile, ErpLayouts, GlAccountType, GlChart, JournalEntry, Payment,
-    credit_memo_entries, journal_batch, journal_entries, payment_entries, payments,
+    credit_memo_entries, extend_journal_entries, journal_batch, payment_entries, payments,
     write_beancount_journal, write_hledger_journal, write_journal_csv,
 };
 use billrun_accounting::recognition::{
@@ -1133,13 +1135,10 @@ fn journal(
     scope: JournalScope<'_>,
 ) -> Result<Vec<JournalEntry>> {
     let calendar = billing_window(period, 1)?;
-    let mut entries = journal_entries(&master.catalog, &invoicing.invoices)?;
-    entries.extend(credit_memo_entries(
-        &master.catalog,
-        &master.windows,
-        scope.credit,
-    )?);
-    entries.extend(match scope.posted {
+    // The entries besides the invoices' first, so that the vector of a million
+    // invoices' entries is allocated once at its size, never grown by copying.
+    let mut others = credit_memo_entries(&master.catalog, &master.windows, scope.credit)?;
+    others.extend(match scope.posted {
         // With the books, the payments the run posts, whatever their month.
         Some(posted) => payment_entries(
             &posted.payments,
@@ -1152,12 +1151,56 @@ fn journal(
             next_month_start(calendar.start)?,
         )?,
     });
-    entries.extend(recognition.journal_entries(scope.book_opening)?);
-    // Stable, as the sequential sort was: entries of one date and id keep their order.
-    rayon::slice::ParallelSliceMut::par_sort_by(entries.as_mut_slice(), |a, b| {
-        (a.date, &a.entry_id).cmp(&(b.date, &b.entry_id))
-    });
+    others.extend(recognition.journal_entries(scope.book_opening)?);
+    let mut entries = Vec::with_capacity(2 * invoicing.invoices.len() + others.len());
+    extend_journal_entries(&master.catalog, &invoicing.invoices, &mut entries)?;
+    entries.append(&mut others);
+    drop(others);
+    sort_journal(&mut entries)?;
     Ok(entries)
+}
+
+/// Orders `entries` by (date, entry_id), entries of one date and id in the order they
+/// came (a stable sort). The keys are sorted, then the entries moved into their places
+/// in one pass: a merge sort of the entries themselves copied them all into a buffer
+/// as large as the journal.
+fn sort_journal(entries: &mut [JournalEntry]) -> Result<()> {
+    let too_many = |_| PipelineError::Internal("more than 2^32 journal entries".into());
+    let mut keys = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            Ok((
+                e.date,
+                e.entry_id.as_str(),
+                u32::try_from(i).map_err(too_many)?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // The position breaks ties, so an unstable sort has the stable sort's one outcome.
+    keys.par_sort_unstable();
+    let order: Vec<u32> = keys.into_iter().map(|(_, _, i)| i).collect();
+    permute(entries, order);
+    Ok(())
+}
+
+/// Reorders `items` so that position `k` holds what was at `order[k]`, by following
+/// each cycle of the permutation: every item is moved once, nothing is copied aside.
+fn permute<T>(items: &mut [T], mut order: Vec<u32>) {
+    debug_assert_eq!(items.len(), order.len());
+    for start in 0..items.len() {
+        let mut current = start;
+        // A position whose own index is in `order` holds its item already.
+        while order[current] as usize != current {
+            let source = order[current] as usize;
+            order[current] = current as u32;
+            if source == start {
+                break;
+            }
+            items.swap(current, source);
+            current = source;
+        }
+    }
 }
 
 /// What decides which entries a run's journal holds besides its invoices.
@@ -1199,6 +1242,22 @@ fn sort_rejects(inputs: &Inputs, rejects: &mut [Reject]) {
         .map(|(i, n)| (n.as_str(), i))
         .collect();
     rejects.sort_by_key(|r| (order.get(r.source_file.as_str()).copied(), r.row_number));
+}
+
+/// Writes `table` from batches built one at a time, each dropped once it is written.
+fn write_streamed<E>(
+    staging: &Staging,
+    table: OutputTable,
+    batches: impl IntoIterator<Item = std::result::Result<RecordBatch, E>>,
+) -> Result<OutputRecord>
+where
+    PipelineError: From<E>,
+{
+    let mut writer = staging.table_writer(table.name(), table.schema())?;
+    for batch in batches {
+        writer.write(&batch?)?;
+    }
+    writer.finish()
 }
 
 /// Journal entries turned into `journal` rows at a time (an entry is two to a few
@@ -1259,16 +1318,17 @@ fn write_outputs(
             outputs.push(staging.write_table(table.name(), table.schema(), &batches)?);
             Ok(())
         };
-        put(
-            &mut outputs,
+        // The tables of a million invoices a block of invoices at a time.
+        outputs.push(write_streamed(
+            staging,
             OutputTable::InvoiceLines,
-            vec![invoicing.lines_batch()?],
-        )?;
-        put(
-            &mut outputs,
+            invoicing.lines_batches(),
+        )?);
+        outputs.push(write_streamed(
+            staging,
             OutputTable::Invoices,
-            vec![invoicing.invoices_batch()?],
-        )?;
+            invoicing.invoices_batches(),
+        )?);
         put(
             &mut outputs,
             OutputTable::OpenCredits,
@@ -1276,12 +1336,11 @@ fn write_outputs(
         )?;
         // The journal table a block of entries at a time: whole, at a million customers it
         // was a gigabyte beside the entries it is built from.
-        let mut journal =
-            staging.table_writer(OutputTable::Journal.name(), OutputTable::Journal.schema())?;
-        for block in entries.chunks(JOURNAL_BLOCK_ENTRIES) {
-            journal.write(&journal_batch(block)?)?;
-        }
-        outputs.push(journal.finish()?);
+        outputs.push(write_streamed(
+            staging,
+            OutputTable::Journal,
+            entries.chunks(JOURNAL_BLOCK_ENTRIES).map(journal_batch),
+        )?);
         put(
             &mut outputs,
             OutputTable::Rejects,
@@ -1414,4 +1473,80 @@ fn account_types<'a>(master: &'a MasterData, recognition: &Recognition) -> Accou
         }
     }
     types
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use billrun_accounting::ledger::Posting;
+    use proptest::prelude::*;
+
+    fn entry(id: &str, day: u32, memo: &str) -> JournalEntry {
+        JournalEntry {
+            entry_id: id.to_string(),
+            date: chrono::NaiveDate::from_ymd_opt(2026, 10, day).expect("date"),
+            currency: "USD".to_string(),
+            source_id: id.to_string(),
+            memo: memo.to_string(),
+            customer_id: None,
+            postings: vec![Posting {
+                account: "assets:cash".to_string(),
+                debit: rust_decimal::Decimal::ONE,
+                credit: rust_decimal::Decimal::ZERO,
+            }],
+        }
+    }
+
+    #[test]
+    fn the_journal_is_ordered_by_date_then_id_ties_in_arrival_order() {
+        let mut entries = vec![
+            entry("JE-B", 31, "first B"),
+            entry("JE-A", 31, "A"),
+            entry("JE-C", 1, "C"),
+            entry("JE-B", 31, "second B"),
+            entry("JE-A", 15, "early A"),
+        ];
+        sort_journal(&mut entries).expect("sorted");
+        let order: Vec<(&str, &str)> = entries
+            .iter()
+            .map(|e| (e.entry_id.as_str(), e.memo.as_str()))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ("JE-C", "C"),
+                ("JE-A", "early A"),
+                ("JE-A", "A"),
+                ("JE-B", "first B"),
+                ("JE-B", "second B"),
+            ]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn permute_puts_at_each_place_the_item_its_order_names(
+            order in Just((0u32..500).collect::<Vec<_>>()).prop_shuffle()
+        ) {
+            let mut items: Vec<u32> = (0..500).map(|i| i * 10).collect();
+            permute(&mut items, order.clone());
+            let expected: Vec<u32> = order.iter().map(|&i| i * 10).collect();
+            prop_assert_eq!(items, expected);
+        }
+
+        #[test]
+        fn sort_journal_is_the_stable_sort_by_date_and_id(
+            keys in proptest::collection::vec((1u32..=3, 0u8..4), 0..300)
+        ) {
+            let mut entries: Vec<JournalEntry> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, (day, id))| entry(&format!("JE-{id}"), *day, &i.to_string()))
+                .collect();
+            let mut expected = entries.clone();
+            expected.sort_by(|a, b| (a.date, &a.entry_id).cmp(&(b.date, &b.entry_id)));
+            sort_journal(&mut entries).expect("sorted");
+            prop_assert_eq!(entries, expected);
+        }
+    }
 }
