@@ -217,6 +217,12 @@ impl<T: Identified> ById<T> {
             .map(|i| &self.0[i])
     }
 
+    /// Where the row of `id` is in id order.
+    #[must_use]
+    pub fn position(&self, id: &str) -> Option<usize> {
+        self.0.binary_search_by(|row| row.id().cmp(id)).ok()
+    }
+
     /// Whether a row has `id`.
     #[must_use]
     pub fn contains_key(&self, id: &str) -> bool {

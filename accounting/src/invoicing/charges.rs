@@ -1,8 +1,6 @@
 //! What one subscription charges in a billing window: its rated usage per product, its
 //! prorated flat fee, and its prorated commitment.
 
-use std::collections::BTreeMap;
-
 use billrun_engine::{
     Charge, DateWindow, LineKind, ProrationSegment, SubscriptionCharges, prorate_amount,
     prorate_flat_fee,
@@ -18,7 +16,7 @@ pub(super) fn subscription_charges(
     catalog: &Catalog,
     subscription: &Subscription,
     window: DateWindow,
-    usage: &BTreeMap<(String, String), UsageTotals>,
+    usage: &[(&str, &UsageTotals)],
 ) -> Result<SubscriptionCharges> {
     let active = window
         .intersect(subscription.start_date, subscription.end_date)
@@ -26,14 +24,10 @@ pub(super) fn subscription_charges(
             AccountingError::Internal("inactive subscription reached invoicing".into())
         })?;
     let mut charges = Vec::new();
-    let key_start = (subscription.subscription_id.clone(), String::new());
-    for ((sub_id, product_id), totals) in usage.range(key_start..) {
-        if sub_id != &subscription.subscription_id {
-            break;
-        }
+    for &(product_id, totals) in usage {
         charges.push(Charge {
             kind: LineKind::Usage,
-            product_id: product_id.clone(),
+            product_id: product_id.to_string(),
             quantity: totals.quantity,
             amount: totals.amount,
         });

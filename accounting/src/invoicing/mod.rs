@@ -18,7 +18,7 @@ use chrono::{Days, NaiveDate};
 use rust_decimal::Decimal;
 
 use crate::books::{Credit, SourceKind};
-use crate::catalog::{Catalog, CreditMemoEntry, Customer, Subscription};
+use crate::catalog::{Catalog, CreditMemoEntry, Customer};
 use crate::error::{AccountingError, Result, minor_units_of};
 
 /// Rated usage of one (subscription, product) in the period.
@@ -201,10 +201,6 @@ pub fn build_invoices_with_credit(
         .iter()
         .map(|c| (c.credit_id.as_str(), c.remaining))
         .collect();
-    let mut by_customer: BTreeMap<&str, Vec<&Subscription>> = BTreeMap::new();
-    for s in catalog.subscriptions.values() {
-        by_customer.entry(&s.customer_id).or_default().push(s);
-    }
     // Grouped once, in catalog order: a scan of every memo per customer made the stage
     // grow with customers × memos: 3.1 s at 100 000 customers, against 0.9 s grouped.
     let mut memos_by_customer: BTreeMap<&str, Vec<&CreditMemoEntry>> = BTreeMap::new();
@@ -223,14 +219,13 @@ pub fn build_invoices_with_credit(
     }
     // Each customer's invoices depend on its own subscriptions, usage and credit only:
     // billed in parallel, gathered in customer order.
-    let customers: &[Customer] = catalog.customers.as_slice();
+    let customers: Vec<(usize, &Customer)> = catalog.customers.values().enumerate().collect();
+    let positions = Positions::new(catalog, windows, usage)?;
     let inputs = CustomerInputs {
         catalog,
         month,
-        windows,
-        usage,
+        positions: &positions,
         scope,
-        by_customer: &by_customer,
         memos_by_customer: &memos_by_customer,
         carried_by_customer: &carried_by_customer,
         corrections_by_customer: &corrections_by_customer,
@@ -239,13 +234,13 @@ pub fn build_invoices_with_credit(
     // A customer has one invoice per currency it is billed in: nearly always one.
     out.invoices.reserve(customers.len());
     crate::in_order::map_chunks_in_order(
-        customers,
+        &customers,
         256,
         64,
         |block| {
             block
                 .iter()
-                .map(|customer| inputs.invoice_customer(&customer.customer_id, customer))
+                .map(|&(position, customer)| inputs.invoice_customer(position, customer))
                 .collect::<Result<Vec<_>>>()
         },
         |block| {
@@ -283,14 +278,112 @@ struct CustomerInvoicing {
     open_credits: Vec<OpenCredit>,
 }
 
+/// What invoicing reads per customer and per subscription, by their positions in the
+/// catalog (both in id order): a slice or a slot each, where a map searched by id for
+/// each of a million customers and three million subscriptions was 3 % of a run.
+struct Positions<'a> {
+    /// Each customer's billing window in this call, if it has one.
+    windows: Vec<Option<DateWindow>>,
+    /// The subscriptions of customer `c` are `subscriptions[starts[c]..starts[c + 1]]`,
+    /// positions in `catalog.subscriptions`, in id order.
+    starts: Vec<u32>,
+    subscriptions: Vec<u32>,
+    /// The rated usage of subscription `s` is `usage[usage_ranges[s]]`, by product.
+    usage: Vec<(&'a str, &'a UsageTotals)>,
+    usage_ranges: Vec<(u32, u32)>,
+}
+
+impl<'a> Positions<'a> {
+    fn new(
+        catalog: &Catalog,
+        windows: &BTreeMap<String, DateWindow>,
+        usage: &'a BTreeMap<(String, String), UsageTotals>,
+    ) -> Result<Self> {
+        let too_many = |_| AccountingError::Internal("more than 2^32 subscriptions".into());
+        let customers = catalog.customers.as_slice();
+        let subscriptions = catalog.subscriptions.as_slice();
+        // Windows and customers are both in id order: one merge.
+        let mut window_of = vec![None; customers.len()];
+        let mut by_id = windows.iter().peekable();
+        for (slot, customer) in window_of.iter_mut().zip(customers) {
+            while by_id
+                .next_if(|(id, _)| id.as_str() < customer.customer_id.as_str())
+                .is_some()
+            {}
+            if let Some((_, &window)) = by_id.next_if(|(id, _)| **id == customer.customer_id) {
+                *slot = Some(window);
+            }
+        }
+        // A counting sort of subscriptions by customer: stable, so each customer's are
+        // in id order. Every kept subscription's customer is in the catalog.
+        let customer_of: Vec<Option<usize>> = subscriptions
+            .iter()
+            .map(|s| catalog.customers.position(&s.customer_id))
+            .collect();
+        let mut starts = vec![0u32; customers.len() + 1];
+        for &c in customer_of.iter().flatten() {
+            starts[c + 1] += 1;
+        }
+        for c in 0..customers.len() {
+            starts[c + 1] += starts[c];
+        }
+        let mut next = starts.clone();
+        let mut by_customer = vec![0u32; starts[customers.len()] as usize];
+        for (s, c) in customer_of.iter().enumerate() {
+            if let Some(c) = *c {
+                by_customer[next[c] as usize] = u32::try_from(s).map_err(too_many)?;
+                next[c] += 1;
+            }
+        }
+        // Usage keys and subscriptions are both in subscription id order: one merge.
+        let rows: Vec<(&str, &str, &UsageTotals)> = usage
+            .iter()
+            .map(|((s, p), t)| (s.as_str(), p.as_str(), t))
+            .collect();
+        let mut usage_ranges = Vec::with_capacity(subscriptions.len());
+        let mut at = 0;
+        for subscription in subscriptions {
+            let id = subscription.subscription_id.as_str();
+            while at < rows.len() && rows[at].0 < id {
+                at += 1;
+            }
+            let start = at;
+            while at < rows.len() && rows[at].0 == id {
+                at += 1;
+            }
+            let range = (
+                u32::try_from(start).map_err(too_many)?,
+                u32::try_from(at).map_err(too_many)?,
+            );
+            usage_ranges.push(range);
+        }
+        Ok(Self {
+            windows: window_of,
+            starts,
+            subscriptions: by_customer,
+            usage: rows.into_iter().map(|(_, p, t)| (p, t)).collect(),
+            usage_ranges,
+        })
+    }
+
+    /// The positions of the subscriptions of the customer at `customer`.
+    fn subscriptions_of(&self, customer: usize) -> &[u32] {
+        &self.subscriptions[self.starts[customer] as usize..self.starts[customer + 1] as usize]
+    }
+
+    /// The rated usage, by product, of the subscription at `subscription`.
+    fn usage_of(&self, subscription: u32) -> &[(&'a str, &'a UsageTotals)] {
+        let (start, end) = self.usage_ranges[subscription as usize];
+        &self.usage[start as usize..end as usize]
+    }
+}
+
 /// What billing one customer reads, shared by every customer's task.
 struct CustomerInputs<'a> {
     catalog: &'a Catalog,
     month: BillingMonth,
-    windows: &'a BTreeMap<String, DateWindow>,
-    usage: &'a BTreeMap<(String, String), UsageTotals>,
+    positions: &'a Positions<'a>,
     scope: CreditScope<'a>,
-    by_customer: &'a BTreeMap<&'a str, Vec<&'a Subscription>>,
     memos_by_customer: &'a BTreeMap<&'a str, Vec<&'a CreditMemoEntry>>,
     carried_by_customer: &'a BTreeMap<&'a str, Vec<(CreditMemoEntry, SourceKind)>>,
     corrections_by_customer: &'a BTreeMap<&'a str, Vec<&'a InvoiceRecord>>,
@@ -300,18 +393,17 @@ struct CustomerInputs<'a> {
 impl CustomerInputs<'_> {
     /// The invoices of `customer` (one per currency, after its corrections), or `None`
     /// when it has no window in this call.
+    /// `position` is the customer's in `catalog.customers`.
     fn invoice_customer(
         &self,
-        customer_id: &String,
+        position: usize,
         customer: &Customer,
     ) -> Result<Option<CustomerInvoicing>> {
         let CustomerInputs {
             catalog,
             month,
-            windows,
-            usage,
+            positions,
             scope,
-            by_customer,
             memos_by_customer,
             carried_by_customer,
             corrections_by_customer,
@@ -319,7 +411,8 @@ impl CustomerInputs<'_> {
         } = *self;
         // Customers without a window are not billed by this call (a correction's
         // recomputation bills only the customers with late usage).
-        let Some(&window) = windows.get(customer_id) else {
+        let customer_id = &customer.customer_id;
+        let Some(window) = positions.windows[position] else {
             return Ok(None);
         };
         let mut out = CustomerInvoicing::default();
@@ -329,10 +422,12 @@ impl CustomerInputs<'_> {
             .ok_or_else(|| {
                 AccountingError::Internal(format!("due date of {customer_id} overflows"))
             })?;
-        let mut by_currency: BTreeMap<&str, Vec<&Subscription>> = BTreeMap::new();
-        for s in by_customer.get(customer_id.as_str()).into_iter().flatten() {
+        let in_catalog = catalog.subscriptions.as_slice();
+        let mut by_currency: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+        for &i in positions.subscriptions_of(position) {
+            let s = &in_catalog[i as usize];
             if window.intersect(s.start_date, s.end_date).is_some() {
-                by_currency.entry(&s.currency).or_default().push(s);
+                by_currency.entry(&s.currency).or_default().push(i);
             }
         }
         // Carried credit and the memos this run takes, oldest first by (issued_on, id).
@@ -442,7 +537,14 @@ impl CustomerInputs<'_> {
                 minor_units: minor,
                 subscriptions: subscriptions
                     .iter()
-                    .map(|s| charges::subscription_charges(catalog, s, window, usage))
+                    .map(|&i| {
+                        charges::subscription_charges(
+                            catalog,
+                            &in_catalog[i as usize],
+                            window,
+                            positions.usage_of(i),
+                        )
+                    })
                     .collect::<Result<_>>()?,
                 tax_rate,
                 credits: offered.clone(),
@@ -506,4 +608,99 @@ fn untouched(
         remaining,
         memo,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{ById, Subscription};
+
+    fn customer(id: &str) -> Customer {
+        Customer {
+            customer_id: id.to_string(),
+            name: id.to_string(),
+            currency: "USD".to_string(),
+            billing_day: 1,
+            payment_terms_days: 30,
+            tax_region: None,
+            email: None,
+        }
+    }
+
+    fn subscription(id: &str, customer_id: &str) -> Subscription {
+        let day = NaiveDate::from_ymd_opt(2026, 1, 1).expect("date");
+        Subscription {
+            subscription_id: id.to_string(),
+            customer_id: customer_id.to_string(),
+            plan_id: "plan".to_string(),
+            product_id: "api".to_string(),
+            currency: "USD".to_string(),
+            start_date: day,
+            end_date: None,
+            seats: Decimal::ONE,
+            discount_percent: None,
+            min_commitment: None,
+        }
+    }
+
+    fn totals(events: u64) -> UsageTotals {
+        UsageTotals {
+            events,
+            quantity: Decimal::from(events),
+            amount: Decimal::from(events),
+        }
+    }
+
+    #[test]
+    fn positions_find_each_customers_window_subscriptions_and_usage() {
+        let catalog = Catalog {
+            customers: ById::from_rows(vec![customer("c3"), customer("c1"), customer("c2")]),
+            subscriptions: ById::from_rows(vec![
+                subscription("s4", "c3"),
+                subscription("s1", "c2"),
+                subscription("s3", "c2"),
+                subscription("s2", "c1"),
+            ]),
+            ..Catalog::default()
+        };
+        let window = |day| {
+            let start = NaiveDate::from_ymd_opt(2026, 10, day).expect("date");
+            DateWindow {
+                start,
+                end: start
+                    .checked_add_months(chrono::Months::new(1))
+                    .expect("date"),
+            }
+        };
+        // c2 has no window in this call.
+        let windows = BTreeMap::from([
+            ("c1".to_string(), window(1)),
+            ("c3".to_string(), window(15)),
+        ]);
+        // Usage of s0 (not in the catalog) is skipped; s2 has none.
+        let usage = BTreeMap::from([
+            (("s0".to_string(), "api".to_string()), totals(9)),
+            (("s1".to_string(), "api".to_string()), totals(1)),
+            (("s1".to_string(), "storage".to_string()), totals(2)),
+            (("s3".to_string(), "api".to_string()), totals(3)),
+            (("s4".to_string(), "api".to_string()), totals(4)),
+        ]);
+        let positions = Positions::new(&catalog, &windows, &usage).expect("positions");
+        // Customers in id order: c1, c2, c3; subscriptions: s1, s2, s3, s4.
+        assert_eq!(positions.windows, [Some(window(1)), None, Some(window(15))]);
+        assert_eq!(positions.subscriptions_of(0), [1]);
+        assert_eq!(positions.subscriptions_of(1), [0, 2]);
+        assert_eq!(positions.subscriptions_of(2), [3]);
+        let events = |s: u32| -> Vec<(&str, u64)> {
+            positions
+                .usage_of(s)
+                .iter()
+                .map(|(p, t)| (*p, t.events))
+                .collect()
+        };
+        assert_eq!(events(0), [("api", 1), ("storage", 2)]);
+        assert_eq!(events(1), []);
+        assert_eq!(events(2), [("api", 3)]);
+        assert_eq!(events(3), [("api", 4)]);
+    }
 }
