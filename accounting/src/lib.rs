@@ -4,8 +4,9 @@
 //! the revenue and the journal" that is a *rule* rather than I/O lives here:
 //!
 //! * [`catalog`]: master data checked across rows and tables (keys, plan versions,
-//!   references), held in ordered maps so everything derived from it comes out in the
-//!   same order on every run;
+//!   references), held in id order (customers and subscriptions in sorted vectors,
+//!   [`catalog::ById`]) so everything derived from it comes out in the same order on
+//!   every run;
 //! * [`invoicing`]: one invoice per customer, currency and period, composed by the
 //!   engine's `compose_invoice` from rated totals, prorated fees, commitments and credits;
 //! * [`recognition`]: contracts (orders) allocated by SSP, carved, and spread into revenue
