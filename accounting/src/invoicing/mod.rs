@@ -336,32 +336,24 @@ impl<'a> Positions<'a> {
             }
         }
         // Usage keys and subscriptions are both in subscription id order: one merge.
-        let rows: Vec<(&str, &str, &UsageTotals)> = usage
-            .iter()
-            .map(|((s, p), t)| (s.as_str(), p.as_str(), t))
-            .collect();
+        // Keys of subscriptions not in the catalog are passed over.
+        let mut rows = Vec::with_capacity(usage.len());
         let mut usage_ranges = Vec::with_capacity(subscriptions.len());
-        let mut at = 0;
+        let mut keys = usage.iter().peekable();
         for subscription in subscriptions {
             let id = subscription.subscription_id.as_str();
-            while at < rows.len() && rows[at].0 < id {
-                at += 1;
+            while keys.next_if(|((s, _), _)| s.as_str() < id).is_some() {}
+            let start = u32::try_from(rows.len()).map_err(too_many)?;
+            while let Some(((_, product), totals)) = keys.next_if(|((s, _), _)| s == id) {
+                rows.push((product.as_str(), totals));
             }
-            let start = at;
-            while at < rows.len() && rows[at].0 == id {
-                at += 1;
-            }
-            let range = (
-                u32::try_from(start).map_err(too_many)?,
-                u32::try_from(at).map_err(too_many)?,
-            );
-            usage_ranges.push(range);
+            usage_ranges.push((start, u32::try_from(rows.len()).map_err(too_many)?));
         }
         Ok(Self {
             windows: window_of,
             starts,
             subscriptions: by_customer,
-            usage: rows.into_iter().map(|(_, p, t)| (p, t)).collect(),
+            usage: rows,
             usage_ranges,
         })
     }

@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use super::payments::Payment;
-use super::{EntryBuilder, JournalEntry, Posting, accounts, check_balanced, revenue_account};
+use super::{EntryBuilder, JournalEntry, Posting, accounts, check_balanced_of, revenue_account};
 use crate::catalog::Catalog;
 use crate::error::Result;
 use crate::invoicing::{CreditScope, InvoiceRecord};
@@ -35,6 +35,12 @@ pub fn extend_journal_entries(
     invoices: &[InvoiceRecord],
     entries: &mut Vec<JournalEntry>,
 ) -> Result<()> {
+    // Each product's revenue account, named once rather than for each invoice line.
+    let revenue_accounts: BTreeMap<&str, String> = catalog
+        .products
+        .keys()
+        .map(|product| (product.as_str(), revenue_account(catalog, product)))
+        .collect();
     // Each invoice's entries depend on that invoice only: built in parallel, a block of
     // invoices per task, gathered in invoice order (the first error in that order wins).
     crate::in_order::map_chunks_in_order(
@@ -44,7 +50,7 @@ pub fn extend_journal_entries(
         |block| {
             let mut entries = Vec::with_capacity(2 * block.len());
             for invoice in block {
-                invoice_entries(catalog, invoice, &mut entries)?;
+                invoice_entries(catalog, &revenue_accounts, invoice, &mut entries)?;
             }
             Ok(entries)
         },
@@ -58,6 +64,7 @@ pub fn extend_journal_entries(
 /// The accrual and billing entries of one invoice, appended to `entries`.
 fn invoice_entries(
     catalog: &Catalog,
+    revenue_accounts: &BTreeMap<&str, String>,
     invoice: &InvoiceRecord,
     entries: &mut Vec<JournalEntry>,
 ) -> Result<()> {
@@ -79,7 +86,12 @@ fn invoice_entries(
         match line.kind {
             LineKind::Usage | LineKind::Recurring | LineKind::Minimum => {
                 let product = line.product_id.as_deref().unwrap_or_default();
-                accrual.post(&revenue_account(catalog, product), Decimal::ZERO, amount)?;
+                match revenue_accounts.get(product) {
+                    Some(account) => accrual.post(account, Decimal::ZERO, amount)?,
+                    None => {
+                        accrual.post(&revenue_account(catalog, product), Decimal::ZERO, amount)?
+                    }
+                }
                 earned = checked::add(earned, amount, "revenue earned")?;
             }
             LineKind::Discount => {
@@ -100,10 +112,8 @@ fn invoice_entries(
     };
     accrual.post(accounts::UNBILLED_RECEIVABLE, debit, credit)?;
     billing.post(accounts::UNBILLED_RECEIVABLE, credit, debit)?;
-    let accrued = accrual.finish(&format!(
-        "revenue accrued of invoice {}",
-        invoice.invoice_id
-    ))?;
+    let accrued =
+        accrual.finish(|| format!("revenue accrued of invoice {}", invoice.invoice_id))?;
     if !accrued.is_empty() {
         entries.push(JournalEntry {
             entry_id: format!("JE-ACR-{}", invoice.invoice_id),
@@ -118,7 +128,7 @@ fn invoice_entries(
             postings: accrued,
         });
     }
-    let billed = billing.finish(&format!("of invoice {}", invoice.invoice_id))?;
+    let billed = billing.finish(|| format!("of invoice {}", invoice.invoice_id))?;
     if !billed.is_empty() {
         entries.push(JournalEntry {
             entry_id: format!("JE-{}", invoice.invoice_id),
@@ -163,7 +173,7 @@ impl Postings {
     /// amount (a correction's negative line: late usage that lowers a volume price or
     /// takes a minimum away, a credit note's total) is netted onto the other side, and
     /// a posting that nets to zero is left out.
-    fn finish(self, what: &str) -> Result<Vec<Posting>> {
+    fn finish(self, what: impl FnOnce() -> String) -> Result<Vec<Posting>> {
         let mut postings = Vec::with_capacity(self.0.len());
         for mut p in self.0 {
             if p.debit.is_sign_negative() || p.credit.is_sign_negative() {
@@ -178,7 +188,7 @@ impl Postings {
                 postings.push(p);
             }
         }
-        check_balanced(what, &postings)?;
+        check_balanced_of(what, &postings)?;
         Ok(postings)
     }
 }
