@@ -446,39 +446,3 @@ fn empty_usage_is_fine() {
     assert_eq!(summary.events_written, 0);
     assert_eq!(read_table(dir.path(), Table::Usage).num_rows(), 0);
 }
-
-/// Throughput check, not a correctness test:
-/// `cargo test --release -p billrun-samples --test generate -- --ignored --nocapture`;
-/// `TIMING_EVENTS` and `TIMING_CUSTOMERS` change the size (default 1 000 000 and 1 000).
-#[test]
-#[ignore = "timing; run in release mode"]
-fn timing_one_million_events() {
-    let env = |name: &str, default: u64| {
-        std::env::var(name).map_or(default, |v| v.parse().expect("a whole number"))
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let options = GenerateOptions {
-        customers: env("TIMING_CUSTOMERS", 1_000) as usize,
-        events: env("TIMING_EVENTS", 1_000_000),
-        out: dir.path().to_path_buf(),
-        ..GenerateOptions::default()
-    };
-    let started = std::time::Instant::now();
-    let summary = generate(&options, &|_| {}).unwrap();
-    let elapsed = started.elapsed();
-    let bytes: u64 = summary
-        .files
-        .iter()
-        .map(|f| fs::metadata(f).unwrap().len())
-        .sum();
-    println!(
-        "{} events in {:.2} s on {} threads ({} bytes); summary: {summary:?}",
-        summary.events_written,
-        elapsed.as_secs_f64(),
-        rayon::current_num_threads(),
-        bytes,
-    );
-    for table in Table::ALL {
-        println!("{table}: {} rows", read_table(dir.path(), table).num_rows());
-    }
-}
