@@ -231,8 +231,10 @@ pub fn build_invoices_with_credit(
         corrections_by_customer: &corrections_by_customer,
         carried_left: &carried_left,
     };
-    // A customer has one invoice per currency it is billed in: nearly always one.
-    out.invoices.reserve(customers.len());
+    // A customer with a window has one invoice per currency it is billed in: nearly
+    // always one. (A correction's recomputation gives windows to a few customers only.)
+    out.invoices
+        .reserve(positions.windows.iter().filter(|w| w.is_some()).count());
     crate::in_order::map_chunks_in_order(
         &customers,
         256,

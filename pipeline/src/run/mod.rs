@@ -12,8 +12,6 @@ use billrun_accounting::books::{
     customer_balances_batch, post_run, receivables_batch,
 };
 use billrun_accounting::catalog::{Catalog, MasterTables, build_catalog};
-use rayon::slice::ParallelSliceMut;
-
 use billrun_accounting::invoicing::{
     CreditScope, Invoicing, OpenCredit, UsageTotals, build_invoices_with_credit,
 };
@@ -32,6 +30,7 @@ use billrun_schemas::outputs::OutputTable;
 use billrun_schemas::{Reject, RejectCode, Table, rejects_batch};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
+use rayon::slice::ParallelSliceMut;
 
 use crate::error::{PipelineError, Result};
 use crate::progress::Progress;
@@ -1155,7 +1154,6 @@ fn journal(
     let mut entries = Vec::with_capacity(2 * invoicing.invoices.len() + others.len());
     extend_journal_entries(&master.catalog, &invoicing.invoices, &mut entries)?;
     entries.append(&mut others);
-    drop(others);
     sort_journal(&mut entries)?;
     Ok(entries)
 }
