@@ -1251,11 +1251,7 @@ fn write_streamed<E>(
 where
     PipelineError: From<E>,
 {
-    let mut writer = staging.table_writer(table.name(), table.schema())?;
-    for batch in batches {
-        writer.write(&batch?)?;
-    }
-    writer.finish()
+    staging.write_table(table.name(), table.schema(), batches)
 }
 
 /// Journal entries turned into `journal` rows at a time (an entry is two to a few
@@ -1313,7 +1309,11 @@ fn write_outputs(
                    table: OutputTable,
                    batches: Vec<RecordBatch>|
          -> Result<()> {
-            outputs.push(staging.write_table(table.name(), table.schema(), &batches)?);
+            outputs.push(write_streamed(
+                staging,
+                table,
+                batches.into_iter().map(Ok::<_, PipelineError>),
+            )?);
             Ok(())
         };
         // The tables of a million invoices a block of invoices at a time.

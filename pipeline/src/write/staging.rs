@@ -134,19 +134,23 @@ impl Staging {
         TableWriter::create(table, relative, path, schema)
     }
 
-    /// Writes a whole table from batches already in memory.
+    /// Writes a whole table from `batches`, each written and dropped before the next is
+    /// taken: a table built a block at a time is never held whole.
     ///
     /// # Errors
-    /// As [`TableWriter::write`].
-    pub fn write_table(
+    /// The first error of `batches`; as [`TableWriter::write`].
+    pub fn write_table<E>(
         &self,
         table: &str,
         schema: SchemaRef,
-        batches: &[RecordBatch],
-    ) -> Result<OutputRecord> {
+        batches: impl IntoIterator<Item = std::result::Result<RecordBatch, E>>,
+    ) -> Result<OutputRecord>
+    where
+        PipelineError: From<E>,
+    {
         let mut writer = self.table_writer(table, schema)?;
         for batch in batches {
-            writer.write(batch)?;
+            writer.write(&batch?)?;
         }
         writer.finish()
     }
